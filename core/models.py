@@ -8,3 +8,61 @@ class TimeStampedModel(models.Model):
 
     class Meta:
         abstract = True
+
+
+class Dictionary(models.Model):
+    """A code list other parts use (urgency levels, sources …) with zh and en labels."""
+
+    code = models.SlugField(_("code"), max_length=60, unique=True)
+    name = models.CharField(_("name"), max_length=100)
+    name_en = models.CharField(_("English name"), max_length=100, blank=True)
+    description = models.TextField(_("description"), blank=True)
+
+    class Meta:
+        ordering = ["code"]
+        verbose_name = _("dictionary")
+        verbose_name_plural = _("dictionaries")
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class DictionaryItem(models.Model):
+    dictionary = models.ForeignKey(
+        Dictionary, on_delete=models.CASCADE, related_name="items", verbose_name=_("dictionary")
+    )
+    code = models.CharField(_("code"), max_length=60)
+    label = models.CharField(_("label"), max_length=100)
+    label_en = models.CharField(_("English label"), max_length=100, blank=True)
+    sort_order = models.PositiveIntegerField(_("order"), default=0)
+    is_active = models.BooleanField(_("active"), default=True)
+
+    class Meta:
+        ordering = ["dictionary", "sort_order", "code"]
+        verbose_name = _("dictionary item")
+        verbose_name_plural = _("dictionary items")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["dictionary", "code"], name="core_dictionaryitem_unique"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.label
+
+
+class SystemSetting(models.Model):
+    """A named, typed setting an admin can change at run time (e.g. the yellow line)."""
+
+    key = models.CharField(_("key"), max_length=100, unique=True)
+    value = models.JSONField(_("value"))
+    description = models.CharField(_("description"), max_length=200, blank=True)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    class Meta:
+        ordering = ["key"]
+        verbose_name = _("system setting")
+        verbose_name_plural = _("system settings")
+
+    def __str__(self) -> str:
+        return self.key
