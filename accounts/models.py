@@ -9,11 +9,18 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser, Permission
+from django.contrib.auth.models import UserManager as DjangoUserManager
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from core.models import TimeStampedModel
+
+from .scopes import RestrictedQuerySet
+
+
+class UserManager(DjangoUserManager.from_queryset(RestrictedQuerySet)):
+    pass
 
 
 class User(AbstractUser):
@@ -21,6 +28,11 @@ class User(AbstractUser):
 
     display_name = models.CharField(_("display name"), max_length=100, blank=True)
     phone = models.CharField(_("phone"), max_length=32, blank=True)
+
+    objects = UserManager()
+    # Staff see the users who hold a membership inside their area.
+    scope_path = "memberships__area__code"
+    scope_distinct = True
 
     class Meta(AbstractUser.Meta):
         verbose_name = _("user")
@@ -62,6 +74,9 @@ class Department(TimeStampedModel):
     phone = models.CharField(_("phone"), max_length=32, blank=True)
     is_active = models.BooleanField(_("active"), default=True)
 
+    objects = RestrictedQuerySet.as_manager()
+    scope_path = "area__code"
+
     class Meta:
         ordering = ["code"]
         verbose_name = _("department")
@@ -87,6 +102,9 @@ class Role(models.Model):
         Permission, blank=True, related_name="civicgrid_roles", verbose_name=_("permissions")
     )
     is_builtin = models.BooleanField(_("built in"), default=False, editable=False)
+
+    objects = RestrictedQuerySet.as_manager()
+    scope_path = None
 
     class Meta:
         ordering = ["code"]
@@ -125,6 +143,9 @@ class Membership(TimeStampedModel):
         verbose_name=_("department"),
     )
     is_active = models.BooleanField(_("active"), default=True)
+
+    objects = RestrictedQuerySet.as_manager()
+    scope_path = "area__code"
 
     class Meta:
         ordering = ["user", "role"]
@@ -203,6 +224,10 @@ class AuditEntry(models.Model):
         _("outcome"), max_length=10, choices=Outcome.choices, default=Outcome.SUCCESS
     )
     detail = models.JSONField(_("detail"), null=True, blank=True)
+
+    objects = RestrictedQuerySet.as_manager()
+    # Audit entries are not located in an area: the permission alone decides.
+    scope_path = None
 
     class Meta:
         ordering = ["-at", "-id"]

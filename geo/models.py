@@ -14,6 +14,7 @@ from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
+from accounts.scopes import RestrictedQuerySet
 from core.models import TimeStampedModel
 
 
@@ -76,7 +77,7 @@ def code_problem(
     return None
 
 
-class AreaQuerySet(models.QuerySet):
+class AreaQuerySet(RestrictedQuerySet):
     def grids(self):
         return self.filter(level=AreaLevel.GRID)
 
@@ -112,11 +113,17 @@ class Area(TimeStampedModel):
     population = models.PositiveIntegerField(_("people"), default=0)
 
     objects = AreaQuerySet.as_manager()
+    # Where an area is, for row-level access (accounts.scopes): its own code.
+    scope_path = "code"
 
     class Meta:
         ordering = ["code"]
         verbose_name = _("area")
         verbose_name_plural = _("areas")
+        permissions = [
+            ("import_area", _("Can import and export area boundaries")),
+            ("partition_area", _("Can partition a community into grids")),
+        ]
         indexes = [
             models.Index(fields=["level", "code"], name="geo_area_level_code"),
             models.Index(fields=["parent", "code"], name="geo_area_parent_code"),
@@ -162,6 +169,9 @@ class GridStaff(models.Model):
     )
     role = models.CharField(_("role"), max_length=16, choices=Role.choices)
 
+    objects = RestrictedQuerySet.as_manager()
+    scope_path = "area__code"
+
     class Meta:
         verbose_name = _("grid staff")
         verbose_name_plural = _("grid staff")
@@ -195,6 +205,9 @@ class Building(models.Model):
     lat = models.FloatField(_("latitude"))
     households = models.PositiveIntegerField(_("households"), default=0)
     population = models.PositiveIntegerField(_("people"), default=0)
+
+    objects = RestrictedQuerySet.as_manager()
+    scope_path = "community__code"
 
     class Meta:
         ordering = ["community", "name"]
