@@ -101,7 +101,9 @@ def geodesic_area_m2(geom: BaseGeometry | None) -> float:
     """Area on the WGS-84 ellipsoid in square metres."""
     if geom is None or geom.is_empty:
         return 0.0
-    area, _perimeter = _GEOD.geometry_area_perimeter(geom)
+    # The geodesic sum is signed by ring winding: without a common orientation
+    # the parts of a MultiPolygon wound in opposite senses would cancel out.
+    area, _perimeter = _GEOD.geometry_area_perimeter(shapely.orient_polygons(geom))
     return abs(area)
 
 

@@ -20,7 +20,9 @@ STEP = 0.02  # degrees per grid side
 
 
 def box(min_lng: float, min_lat: float, max_lng: float, max_lat: float):
-    return shapely.box(min_lng, min_lat, max_lng, max_lat)
+    # Rounded to the storage precision, so neighbours share their edges exactly
+    # (116.40 + 0.02 is 116.42000000000002 in floating point).
+    return shapely.box(*(round(v, 7) for v in (min_lng, min_lat, max_lng, max_lat)))
 
 
 def make_area(
