@@ -2,21 +2,32 @@
 
 Services call :func:`audit_log` inside their own transaction, so an entry is
 written exactly when the change it records is. Request context (IP, request
-id) comes from the current request when there is one.
+id) comes from the current request when there is one
+(:mod:`accounts.middleware` keeps it in a context variable).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from django.db import models
+from django.utils.translation import gettext as _
 
+from core.errors import DomainError
+
+from .middleware import current_context
 from .models import AuditEntry
 
+PERSONAL_DATA_VIEW = "personal_data_view"
+PERSONAL_DATA_EXPORT = "personal_data_export"
+PERMISSION_DENIED = "permission_denied"
 
-def _actor_fields(actor) -> dict[str, Any]:
+
+def _actor_fields(actor, actor_username: str = "") -> dict[str, Any]:
     if actor is None or not getattr(actor, "is_authenticated", False):
-        return {"actor_id": None, "actor_username": getattr(actor, "username", "") or ""}
+        username = actor_username or getattr(actor, "username", "") or ""
+        return {"actor_id": None, "actor_username": username[:150]}
     return {"actor_id": actor.pk, "actor_username": actor.get_username()}
 
 
@@ -36,24 +47,80 @@ def audit_log(
     role: str = "",
     ip: str | None = None,
     request_id: str = "",
+    actor_username: str = "",
 ) -> AuditEntry:
-    """Append one entry. ``obj`` fills object type, id and repr when given."""
+    """Append one entry. ``obj`` fills object type, id and repr when given.
+
+    ``ip`` and ``request_id`` default to those of the request being served.
+    ``actor_username`` names someone who is not (yet) a signed-in user, such
+    as the username typed into a failed sign-in.
+    """
     if obj is not None:
         object_type = object_type or obj._meta.label_lower
         object_id = object_id or str(obj.pk)
         object_repr = object_repr or str(obj)[:200]
+    context = current_context()
+    if context is not None:
+        if ip is None:
+            ip = context.ip
+        if not request_id:
+            request_id = context.request_id
     return AuditEntry.objects.create(
-        **_actor_fields(actor),
-        role=role,
+        **_actor_fields(actor, actor_username),
+        role=role[:200],
         action=action,
         object_type=object_type,
-        object_id=object_id,
+        object_id=str(object_id)[:64],
         object_repr=object_repr[:200],
         before=before,
         after=after,
-        purpose=purpose,
+        purpose=purpose[:200],
         outcome=outcome,
         detail=detail,
         ip=ip,
-        request_id=request_id,
+        request_id=request_id[:64],
+    )
+
+
+def audit_personal_data_access(
+    *,
+    actor,
+    obj: models.Model | type[models.Model],
+    purpose: str,
+    fields: Iterable[str],
+    export: bool = False,
+    detail: dict | None = None,
+) -> AuditEntry:
+    """Record that staff looked at (or exported) personal data, and why.
+
+    ``obj`` is the record shown, or the model class for a list or an export
+    of many. A purpose is required: the log must say why, not only who.
+    """
+    purpose = (purpose or "").strip()
+    if not purpose:
+        raise DomainError(
+            _("A purpose is required to view or export personal data."),
+            errors={"purpose": [_("Say why you need this personal data.")]},
+        )
+    if isinstance(obj, type) and issubclass(obj, models.Model):
+        target: dict[str, Any] = {"object_type": obj._meta.label_lower}
+    else:
+        target = {"obj": obj}
+    return audit_log(
+        actor=actor,
+        action=PERSONAL_DATA_EXPORT if export else PERSONAL_DATA_VIEW,
+        purpose=purpose,
+        detail={"fields": sorted(set(fields)), **(detail or {})},
+        **target,
+    )
+
+
+def audit_permission_denied(*, request, reason: str = "") -> AuditEntry:
+    """Record that a signed-in (or anonymous) requester was refused an action."""
+    user = getattr(request, "user", None)
+    return audit_log(
+        actor=user,
+        action=PERMISSION_DENIED,
+        outcome=AuditEntry.Outcome.DENIED,
+        detail={"method": request.method, "path": request.path[:500], "reason": reason[:500]},
     )

@@ -194,6 +194,18 @@ class ApiToken(models.Model):
         return self.revoked_at is None and self.expires_at > timezone.now()
 
 
+class AuditLogIsAppendOnly(Exception):
+    """Raised on any attempt to change or remove an audit entry through the ORM."""
+
+
+class AuditEntryQuerySet(RestrictedQuerySet):
+    def update(self, **kwargs):
+        raise AuditLogIsAppendOnly("audit entries cannot be updated")
+
+    def delete(self):
+        raise AuditLogIsAppendOnly("audit entries cannot be deleted")
+
+
 class AuditEntry(models.Model):
     """One line of the audit log. Append-only: no update, no delete.
 
@@ -225,7 +237,7 @@ class AuditEntry(models.Model):
     )
     detail = models.JSONField(_("detail"), null=True, blank=True)
 
-    objects = RestrictedQuerySet.as_manager()
+    objects = AuditEntryQuerySet.as_manager()
     # Audit entries are not located in an area: the permission alone decides.
     scope_path = None
 
@@ -238,3 +250,11 @@ class AuditEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.at:%Y-%m-%d %H:%M:%S} {self.actor_username} {self.action} {self.object_repr}"
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise AuditLogIsAppendOnly("audit entries cannot be changed once written")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise AuditLogIsAppendOnly("audit entries cannot be deleted")

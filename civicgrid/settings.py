@@ -6,6 +6,7 @@ and then refuses to start while a secret it needs is missing.
 """
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -80,6 +81,9 @@ INSTALLED_APPS = [
     "django_htmx",
     "django_tasks",
     "django_tasks_db",
+    "axes",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
     "core",
     "accounts",
     "geo",
@@ -87,14 +91,20 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Request id and client IP first, so every audit entry of the request has them.
+    "accounts.middleware.RequestContextMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
+    "accounts.middleware.TwoFactorMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Last, as django-axes asks: it turns a lockout flagged during sign-in into its page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "civicgrid.urls"
@@ -113,6 +123,7 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "django.template.context_processors.i18n",
                 "core.context_processors.civicgrid",
+                "accounts.context_processors.security",
             ],
         },
     },
@@ -155,22 +166,57 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 SILENCED_SYSTEM_CHECKS = ["models.W047"]
 AUTH_USER_MODEL = "accounts.User"
 
-# --- Passwords and sessions ----------------------------------------------
+# --- Passwords, sign-in and sessions ------------------------------------------
+# Argon2 for every new or changed password; the PBKDF2 entries stay so that a
+# password hashed before the switch still verifies (and is rehashed on sign-in).
 PASSWORD_HASHERS = [
+    "django.contrib.auth.hashers.Argon2PasswordHasher",
     "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2SHA1PasswordHasher",
 ]
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
-    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {
+        "NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
+        "OPTIONS": {"min_length": 10},
+    },
+    # Django's list of 20,000 common (and so breached) passwords; no network lookup.
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+# Axes first: it refuses a locked-out sign-in before any password is checked.
+# The standalone variant, so permission checks are not run twice (ModelBackend
+# follows); roles held through memberships answer has_perm last.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+    "accounts.backends.RolePermissionBackend",
 ]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
 
+# Lockout: 5 failed sign-ins for the same username from the same IP address
+# lock that pair for 15 minutes, counted from the latest failure (a try during
+# the lockout starts the 15 minutes again). Locking the pair rather than the
+# username alone keeps an attacker from locking a colleague out from elsewhere.
+# The refusal is HTTP 429 with accounts/locked_out.html.
+AXES_FAILURE_LIMIT = int(os.environ.get("AXES_FAILURE_LIMIT", "5"))
+AXES_COOLOFF_TIME = timedelta(minutes=int(os.environ.get("AXES_COOLOFF_MINUTES", "15")))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_HTTP_RESPONSE_CODE = 429
+AXES_LOCKOUT_TEMPLATE = "accounts/locked_out.html"
+AXES_CLIENT_IP_CALLABLE = "accounts.middleware.axes_client_ip"
+AXES_VERBOSE = False
+
+# Two-factor (TOTP): required for admins, optional for other staff.
+OTP_TOTP_ISSUER = "CivicGrid"
+OTP_LOGIN_URL = "account_2fa_verify"
+
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
+SESSION_COOKIE_AGE = int(os.environ.get("SESSION_COOKIE_AGE", str(12 * 3600)))
 CSRF_COOKIE_SAMESITE = "Lax"
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
@@ -219,8 +265,9 @@ STORAGES = {
 # --- API --------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
+        # Token first: its "Bearer" challenge makes a missing or bad credential a 401.
+        "accounts.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
-        "rest_framework.authentication.BasicAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
@@ -268,6 +315,9 @@ CIVICGRID = {
     # change made anywhere reaches its point-to-grid index within this time.
     "GEO_INDEX_MAX_STALENESS": float(os.environ.get("GEO_INDEX_MAX_STALENESS", "1.0")),
     "LOCATE_BATCH_LIMIT": 10_000,
+    # Addresses (or networks, e.g. "10.0.0.0/8") of reverse proxies whose
+    # X-Forwarded-For is believed. Empty: the peer address is the client.
+    "TRUSTED_PROXIES": _env_list("TRUSTED_PROXIES", []),
 }
 
 LOGGING = {
