@@ -1,1 +1,103 @@
-urlpatterns: list = []
+"""Partition API: admins preview a community's cut into grids and accept it (划分网格)."""
+
+from __future__ import annotations
+
+from django.urls import path
+from django.utils.translation import gettext_lazy as _
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status
+from rest_framework.permissions import IsAdminUser
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from geo.partition import MAX_GRIDS, partition_community
+from geo.selectors import area_get
+from geo.services import grids_partition_accept
+
+from .serializers import ErrorSerializer
+
+
+class PartitionRequestSerializer(serializers.Serializer):
+    grids = serializers.IntegerField(
+        required=False, min_value=1, max_value=MAX_GRIDS, help_text=_("exactly this many grids")
+    )
+    households_per_grid = serializers.IntegerField(
+        required=False, min_value=1, help_text=_("about this many households per grid")
+    )
+    seed = serializers.IntegerField(
+        required=False,
+        default=0,
+        min_value=0,
+        max_value=2**31 - 1,
+        help_text=_("another seed gives another layout"),
+    )
+    accept = serializers.BooleanField(
+        required=False, default=False, help_text=_("write the grids (otherwise only a preview)")
+    )
+
+    def validate(self, attrs):
+        given = [name for name in ("grids", "households_per_grid") if attrs.get(name) is not None]
+        if len(given) != 1:
+            raise serializers.ValidationError(
+                _("Give exactly one of 'grids' and 'households_per_grid'.")
+            )
+        return attrs
+
+
+class SpreadSerializer(serializers.Serializer):
+    grids = serializers.IntegerField()
+    min = serializers.FloatField()
+    median = serializers.FloatField()
+    max = serializers.FloatField()
+    total = serializers.FloatField()
+
+
+class PartitionResultSerializer(serializers.Serializer):
+    preview = serializers.JSONField(help_text=_("GeoJSON FeatureCollection of the grids"))
+    spread = SpreadSerializer()
+    accepted = serializers.BooleanField()
+
+
+class AreaPartitionView(APIView):
+    permission_classes = [IsAdminUser]
+
+    @extend_schema(
+        tags=["areas"],
+        summary="Cut a community into grids",
+        description=(
+            "Plans contiguous, compact grids that cover the community exactly and balance the "
+            "households of its buildings. With accept=false (the default) only the preview is "
+            "returned (200); with accept=true the community's grids are replaced in one "
+            "transaction (201): reused codes keep their ids, buildings move to the grid that "
+            "holds them. Removing a grid that still has staff is refused (400)."
+        ),
+        request=PartitionRequestSerializer,
+        responses={
+            200: PartitionResultSerializer,
+            201: PartitionResultSerializer,
+            400: ErrorSerializer,
+            403: ErrorSerializer,
+            404: ErrorSerializer,
+        },
+    )
+    def post(self, request, code: str):
+        community = area_get(code=code)
+        params = PartitionRequestSerializer(data=request.data)
+        params.is_valid(raise_exception=True)
+        data = params.validated_data
+        plan = partition_community(
+            community=community,
+            n_grids=data.get("grids"),
+            households_per_grid=data.get("households_per_grid"),
+            seed=data["seed"],
+        )
+        accepted = bool(data["accept"])
+        if accepted:
+            grids_partition_accept(community=community, plan=plan)
+        body = {"preview": plan.feature_collection(), "spread": plan.spread, "accepted": accepted}
+        return Response(body, status=status.HTTP_201_CREATED if accepted else status.HTTP_200_OK)
+
+
+urlpatterns = [
+    path("areas/<str:code>/partition", AreaPartitionView.as_view(), name="areas-partition"),
+]

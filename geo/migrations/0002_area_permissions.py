@@ -4,14 +4,21 @@ from django.db import migrations
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('geo', '0001_initial'),
+        ("geo", "0001_initial"),
     ]
 
     operations = [
         migrations.AlterModelOptions(
-            name='area',
-            options={'ordering': ['code'], 'permissions': [('import_area', 'Can import and export area boundaries'), ('partition_area', 'Can partition a community into grids')], 'verbose_name': 'area', 'verbose_name_plural': 'areas'},
+            name="area",
+            options={
+                "ordering": ["code"],
+                "permissions": [
+                    ("import_area", "Can import and export area boundaries"),
+                    ("partition_area", "Can partition a community into grids"),
+                ],
+                "verbose_name": "area",
+                "verbose_name_plural": "areas",
+            },
         ),
     ]
