@@ -175,7 +175,7 @@ def _csv_rows(data: bytes) -> list[tuple[int, list[str]]]:
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
         raise ImportFileError(
-            _("The file is not UTF-8 text; save it as \u201cCSV UTF-8\u201d."), line
+            _("The file is not UTF-8 text; save it as “CSV UTF-8”."), line
         ) from None
     reader = csv.reader(io.StringIO(text, newline=""))
     rows = []

@@ -137,7 +137,7 @@ SETTINGS: dict[str, SettingSpec] = {
             label=gettext_lazy("Yellow line (warning threshold)"),
             help_text=gettext_lazy(
                 "Share of a step's time limit after which an open case turns yellow; "
-                "0.8 means at 80% of the limit. Red is the limit itself."
+                "0.8 means at 80 percent of the limit. Red is the limit itself."
             ),
             default=0.8,
             kind=float,

@@ -1,0 +1,49 @@
+from django.core.management.base import BaseCommand, CommandError
+
+from geo.demo import DEMO_SEED, seed_demo_city
+from geo.models import Area
+
+
+class Command(BaseCommand):
+    help = (
+        "Load the demo city (云溪区, a fictional district: 3 streets, about 10 communities, "
+        "about 300 grids, buildings and grid staff), deterministic from --seed."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--seed", type=int, default=DEMO_SEED, help=f"default {DEMO_SEED}")
+        group = parser.add_mutually_exclusive_group()
+        group.add_argument(
+            "--if-empty",
+            action="store_true",
+            help="do nothing (and succeed) when the database already holds areas",
+        )
+        group.add_argument(
+            "--force",
+            action="store_true",
+            help="remove every area, building, grid assignment and field-staff user first",
+        )
+
+    def handle(self, *args, seed: int, if_empty: bool, force: bool, **options):
+        # Checked before generating, so `make run` on a loaded database is instant.
+        existing = Area.objects.count()
+        if existing and if_empty:
+            self.stdout.write(f"The database already holds {existing} areas; demo city not loaded.")
+            return
+        if existing and not force:
+            raise CommandError(
+                f"The database already holds {existing} areas. Use --force to replace them "
+                "with the demo city, or --if-empty to leave them."
+            )
+        result = seed_demo_city(seed=seed, force=force)
+        if not result.created:
+            raise CommandError(
+                f"The database already holds {result.existing_areas} areas; nothing was written."
+            )
+        replaced = f" (replacing {result.existing_areas} areas)" if result.existing_areas else ""
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Demo city loaded from seed {seed}{replaced}: {result.areas} areas of which "
+                f"{result.grids} grids, {result.buildings} buildings, {result.people} grid staff."
+            )
+        )
