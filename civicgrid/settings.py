@@ -87,6 +87,7 @@ INSTALLED_APPS = [
     "core",
     "accounts",
     "geo",
+    "cases",
 ]
 
 MIDDLEWARE = [
@@ -318,6 +319,13 @@ CIVICGRID = {
     # Addresses (or networks, e.g. "10.0.0.0/8") of reverse proxies whose
     # X-Forwarded-For is believed. Empty: the peer address is the client.
     "TRUSTED_PROXIES": _env_list("TRUSTED_PROXIES", []),
+    # The work calendar (core.calendar): working periods of every working day,
+    # local time, and the weekdays that are weekend (0 = Monday). Holidays and
+    # swapped working days come from the holidays package and the overrides.
+    "WORK_HOURS": [("08:30", "12:00"), ("13:30", "17:30")],
+    "WEEKEND": [5, 6],
+    # Every process re-checks the calendar overrides' version at most this often.
+    "CALENDAR_MAX_STALENESS": 1.0,
 }
 
 LOGGING = {

@@ -66,3 +66,38 @@ class SystemSetting(models.Model):
 
     def __str__(self) -> str:
         return self.key
+
+
+class CalendarOverride(models.Model):
+    """One city's own answer for one date: a working day or a day off.
+
+    It wins over weekends and over the national holidays of the ``holidays``
+    package; it is how a city adds a local holiday, or a year the package does
+    not hold yet.
+    """
+
+    date = models.DateField(_("date"), unique=True)
+    is_working_day = models.BooleanField(_("working day"))
+    note = models.CharField(_("note"), max_length=200, blank=True)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    class Meta:
+        ordering = ["date"]
+        verbose_name = _("calendar override")
+        verbose_name_plural = _("calendar overrides")
+
+    def __str__(self) -> str:
+        return f"{self.date:%Y-%m-%d} {'working' if self.is_working_day else 'off'}"
+
+
+class CalendarVersion(models.Model):
+    """A single-row counter bumped with every override change, so every process
+    learns that its cached work calendar is stale."""
+
+    version = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        verbose_name = _("calendar version")
+
+    def __str__(self) -> str:
+        return str(self.version)
