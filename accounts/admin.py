@@ -4,6 +4,17 @@ from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from .models import AuditEntry, User
 
 
+def _superusers_only(request) -> bool:
+    # The admin's querysets know nothing of area scopes: a staff user whose
+    # role holds a permission over one community would read and change every
+    # community's rows there. Scoped staff work in the /system/ pages instead.
+    user = request.user
+    return bool(user.is_active and user.is_superuser)
+
+
+admin.site.has_permission = _superusers_only
+
+
 @admin.register(User)
 class UserAdmin(BaseUserAdmin):
     fieldsets = (*BaseUserAdmin.fieldsets, ("CivicGrid", {"fields": ("display_name", "phone")}))

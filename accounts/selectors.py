@@ -119,22 +119,29 @@ def users_visible(user, perm: str = "accounts.view_user") -> QuerySet[User]:
 
 
 def user_list(*, user, perm: str = "accounts.view_user") -> QuerySet[User]:
+    """Users ``user`` may see, each with ``active_memberships``: those she may see too.
+
+    A person may also work elsewhere; her memberships outside the reader's
+    scope (their areas, their departments) are not the reader's to see.
+    """
     return users_visible(user, perm).prefetch_related(
         Prefetch(
             "memberships",
-            queryset=Membership.objects.filter(is_active=True).select_related(
-                "role", "area", "department"
-            ),
+            queryset=Membership.objects.restrict(user, "view")
+            .filter(is_active=True)
+            .select_related("role", "area", "department"),
             to_attr="active_memberships",
         )
     )
 
 
-def user_memberships(*, user: User) -> QuerySet[Membership]:
-    return (
-        Membership.objects.filter(user=user)
-        .select_related("role", "area", "department")
-        .order_by("-is_active", "role__code", "area__code")
+def user_memberships(*, user: User, viewer=None) -> QuerySet[Membership]:
+    """``user``'s memberships; with ``viewer``, only those the viewer may see."""
+    qs = Membership.objects.filter(user=user)
+    if viewer is not None:
+        qs = qs.restrict(viewer, "view")
+    return qs.select_related("role", "area", "department").order_by(
+        "-is_active", "role__code", "area__code"
     )
 
 

@@ -528,7 +528,7 @@ class UserDetailView(SystemView):
                 contact=contact,
                 revealed=revealed,
                 purpose_error=purpose_error,
-                memberships=user_memberships(user=user),
+                memberships=user_memberships(user=user, viewer=request.user),
                 manageable=manageable,
             ),
             status=status,

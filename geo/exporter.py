@@ -17,6 +17,7 @@ import json
 from collections.abc import Iterator
 
 import shapely
+from django.db.models import QuerySet
 
 from .models import Area, AreaLevel
 
@@ -35,8 +36,10 @@ _FIELDS = (
 )
 
 
-def _areas(*, level: AreaLevel | int | None, under: Area | None):
-    qs = Area.objects.all() if under is None else Area.objects.subtree(under)
+def _areas(*, level: AreaLevel | int | None, under: Area | None, queryset: QuerySet | None):
+    # ``queryset``: the areas the reader may see (Area.objects.restrict(user, "view")).
+    base = Area.objects.all() if queryset is None else queryset
+    qs = base if under is None else base.subtree(under)
     if level is not None:
         qs = qs.filter(level=int(level))
     return qs.order_by("level", "code").values_list(*_FIELDS)
@@ -65,9 +68,15 @@ def _feature_texts(rows: list[tuple]) -> Iterator[str]:
 
 
 def iter_feature_collection(
-    *, level: AreaLevel | int | None = None, under: Area | None = None
+    *,
+    level: AreaLevel | int | None = None,
+    under: Area | None = None,
+    queryset: QuerySet | None = None,
 ) -> Iterator[str]:
-    """The FeatureCollection as pieces of JSON text (join them, or stream them)."""
+    """The FeatureCollection as pieces of JSON text (join them, or stream them).
+
+    ``queryset`` limits the export to those areas (a reader's scope); all areas when None.
+    """
     yield '{"type":"FeatureCollection","features":['
     first = True
     chunk: list[tuple] = []
@@ -80,7 +89,8 @@ def iter_feature_collection(
             first = False
             chunk.clear()
 
-    for row in _areas(level=level, under=under).iterator(chunk_size=CHUNK_SIZE):
+    rows = _areas(level=level, under=under, queryset=queryset)
+    for row in rows.iterator(chunk_size=CHUNK_SIZE):
         chunk.append(row)
         if len(chunk) >= CHUNK_SIZE:
             yield from flush()
@@ -89,9 +99,12 @@ def iter_feature_collection(
 
 
 def areas_feature_collection_text(
-    *, level: AreaLevel | int | None = None, under: Area | None = None
+    *,
+    level: AreaLevel | int | None = None,
+    under: Area | None = None,
+    queryset: QuerySet | None = None,
 ) -> str:
-    return "".join(iter_feature_collection(level=level, under=under))
+    return "".join(iter_feature_collection(level=level, under=under, queryset=queryset))
 
 
 def areas_feature_collection(

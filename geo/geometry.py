@@ -120,6 +120,10 @@ def from_wkb(data) -> BaseGeometry:
     return shapely.from_wkb(bytes(data))
 
 
+# The Area fields that hold a boundary and what is measured from it.
+BOUNDARY_FIELDS = ("geometry", "min_lng", "min_lat", "max_lng", "max_lat", "area_m2")
+
+
 @dataclass(frozen=True)
 class Measured:
     """What is stored beside a boundary."""
@@ -130,6 +134,17 @@ class Measured:
     max_lng: float
     max_lat: float
     area_m2: float
+
+    def as_fields(self) -> dict:
+        """The values of :data:`BOUNDARY_FIELDS`, ready for a model or an update()."""
+        return {
+            "geometry": self.wkb,
+            "min_lng": self.min_lng,
+            "min_lat": self.min_lat,
+            "max_lng": self.max_lng,
+            "max_lat": self.max_lat,
+            "area_m2": self.area_m2,
+        }
 
 
 def measure(geom: BaseGeometry) -> Measured:

@@ -171,6 +171,13 @@ class AreaImportError(DomainError):
         return "\n".join([self.message, *self.messages])
 
 
+class AreaImportOutsideScope(AreaImportError):
+    """Some areas of the file lie outside the importer's scope: refused (HTTP 403, audited)."""
+
+    status_code = 403
+    code = "outside_scope"
+
+
 class _Problems:
     def __init__(self) -> None:
         self.items: list[Problem] = []
@@ -994,28 +1001,12 @@ def _values(row: _Row, old: _Stored | None) -> dict:
     }
     m = row.measured
     if m is not None:
-        values.update(
-            geometry=m.wkb,
-            min_lng=m.min_lng,
-            min_lat=m.min_lat,
-            max_lng=m.max_lng,
-            max_lat=m.max_lat,
-            area_m2=m.area_m2,
-        )
+        values.update(m.as_fields())
     elif old is not None:
         # A record without a boundary (a division list) never erases one.
-        values.update(
-            geometry=old.geometry,
-            min_lng=old.min_lng,
-            min_lat=old.min_lat,
-            max_lng=old.max_lng,
-            max_lat=old.max_lat,
-            area_m2=old.area_m2,
-        )
+        values.update({f: getattr(old, f) for f in geo.BOUNDARY_FIELDS})
     else:
-        values.update(
-            geometry=None, min_lng=None, min_lat=None, max_lng=None, max_lat=None, area_m2=None
-        )
+        values.update(dict.fromkeys(geo.BOUNDARY_FIELDS))
     return values
 
 
@@ -1094,8 +1085,15 @@ def areas_import(
     progress: bool = False,
     source_name: str = "",
     tolerance: float = OUTSIDE_TOLERANCE,
+    scope: Sequence[str] | None = None,
 ) -> ImportReport:
     """Check every record, then create or update the areas in one transaction.
+
+    ``scope``: the area-code prefixes the importer may write (her
+    ``geo.import_area`` grants); every record's code must start with one, or the
+    whole file is refused with :class:`AreaImportOutsideScope` naming each such
+    record, before anything else is looked up. None: no limit (superusers,
+    commands).
 
     Refuses the whole file with :class:`AreaImportError` when any record is bad:
     missing properties, unknown level, bad code, unknown parent, duplicate code,
@@ -1130,6 +1128,8 @@ def areas_import(
             desc=source_name or "import",
         ) as bar,
     ):
+        if scope is not None:
+            _check_scope(records, tuple(scope), source_name)
         rows: list[_Row] = []
         first_seen: dict[str, AreaRecord] = {}
         level_by_code: dict[str, AreaLevel] = {}
@@ -1173,6 +1173,20 @@ def areas_import(
     return report
 
 
+def _check_scope(records: Sequence[AreaRecord], prefixes: tuple[str, ...], source_name) -> None:
+    # Checked first and alone: the later checks read stored areas, and their
+    # messages must not tell an importer about areas outside her scope.
+    problems = _Problems()
+    for record in records:
+        code = record.code_text
+        if code is None:
+            continue
+        if not code.startswith(prefixes):
+            problems.add(record, _("is outside the areas you may import"))
+    if problems:
+        raise AreaImportOutsideScope(problems.items, source_name=source_name)
+
+
 def import_feature_collection(
     fc: dict,
     *,
@@ -1198,6 +1212,7 @@ def import_feature_collection(
 
 __all__ = [
     "AreaImportError",
+    "AreaImportOutsideScope",
     "AreaRecord",
     "ImportReport",
     "Problem",

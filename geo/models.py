@@ -207,7 +207,8 @@ class Building(models.Model):
     population = models.PositiveIntegerField(_("people"), default=0)
 
     objects = RestrictedQuerySet.as_manager()
-    scope_path = "community__code"
+    # In its community and in its grid: a grid worker sees her grid's buildings.
+    scope_path = ("community__code", "grid__code")
 
     class Meta:
         ordering = ["community", "name"]

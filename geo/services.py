@@ -10,21 +10,12 @@ from django.utils.translation import gettext as _
 
 from core.errors import DomainError
 
-from .geometry import measure, normalize
+from .geometry import BOUNDARY_FIELDS, measure, normalize
 from .models import Area, AreaLevel, Building, GridStaff, code_problem
 from .partition import MAX_GRIDS, PartitionPlan, assign_points, boundary_digest, part_sums
 from .versioning import bump_area_version
 
-_MEASURED_FIELDS = [
-    "geometry",
-    "min_lng",
-    "min_lat",
-    "max_lng",
-    "max_lat",
-    "area_m2",
-    "households",
-    "population",
-]
+_MEASURED_FIELDS = [*BOUNDARY_FIELDS, "households", "population"]
 
 
 def grids_partition_accept(*, community: Area, plan: PartitionPlan) -> list[Area]:
@@ -89,7 +80,6 @@ def grids_partition_accept(*, community: Area, plan: PartitionPlan) -> list[Area
 
         created, updated = [], []
         for i, code in enumerate(plan.codes):
-            m = measure(shapes[i])
             grid = existing.get(code) or Area(
                 code=code,
                 level=AreaLevel.GRID,
@@ -97,10 +87,8 @@ def grids_partition_accept(*, community: Area, plan: PartitionPlan) -> list[Area
                 name=plan.names[i],
                 name_en=plan.names_en[i],
             )
-            grid.geometry = m.wkb
-            grid.min_lng, grid.min_lat = m.min_lng, m.min_lat
-            grid.max_lng, grid.max_lat = m.max_lng, m.max_lat
-            grid.area_m2 = m.area_m2
+            for field, value in measure(shapes[i]).as_fields().items():
+                setattr(grid, field, value)
             grid.households = int(households[i])
             grid.population = int(population[i])
             (updated if grid.pk else created).append(grid)

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import shapely
+from django.db import transaction
 
 from .geometry import measure
 from .models import Area, AreaLevel
@@ -30,16 +31,20 @@ def make_area(
 ) -> Area:
     fields = dict(code=code, level=level, name=name, parent=parent, **extra)
     if geom is not None:
-        m = measure(geom)
-        fields.update(
-            geometry=m.wkb,
-            min_lng=m.min_lng,
-            min_lat=m.min_lat,
-            max_lng=m.max_lng,
-            max_lat=m.max_lat,
-            area_m2=m.area_m2,
-        )
+        fields.update(measure(geom).as_fields())
     return Area.objects.create(**fields)
+
+
+def reshape_area(code: str, geom, *, bump: bool = True) -> None:
+    """Give an area a new boundary the way a bulk write does: update(), then the version.
+
+    ``bump=False`` leaves the version alone, as a write that bypasses the
+    services would.
+    """
+    with transaction.atomic():
+        Area.objects.filter(code=code).update(**measure(geom).as_fields())
+        if bump:
+            bump_area_version()
 
 
 @dataclass

@@ -14,10 +14,12 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from accounts.scopes import scope_prefixes
+from accounts.scopes import area_in_scope, scope_prefixes
 
 from .models import Area, AreaLevel, Building, GridStaff
 from .selectors import area_ancestors
+
+PARTITION_AREA = "geo.partition_area"
 
 # Stands in for an area code in URL templates handed to the page's script.
 CODE_PLACEHOLDER = "00000000000000"
@@ -124,10 +126,13 @@ def _rows(user, areas: list[Area]) -> list[Row]:
 
 def _card_context(user, area: Area) -> dict:
     totals = _grid_totals(user, [area])[area.code]
+    # Staff and buildings are shown where the user's role lets her see them,
+    # which need not be everywhere she may see the areas.
+    staff_visible = GridStaff.objects.restrict(user, "view")
     staff = []
     if area.level == AreaLevel.GRID:
         staff = list(
-            GridStaff.objects.filter(area=area)
+            staff_visible.filter(area=area)
             .select_related("user")
             .order_by("-role", "user__username")  # leader first, then workers
         )
@@ -135,7 +140,7 @@ def _card_context(user, area: Area) -> dict:
         # A community's grid leaders (one person usually leads all its grids).
         seen = set()
         for s in (
-            GridStaff.objects.filter(area__parent=area, role=GridStaff.Role.LEADER)
+            staff_visible.filter(area__parent=area, role=GridStaff.Role.LEADER)
             .select_related("user")
             .order_by("user__username")
         ):
@@ -144,7 +149,7 @@ def _card_context(user, area: Area) -> dict:
                 staff.append(s)
     buildings = []
     if area.level == AreaLevel.GRID:
-        buildings = list(Building.objects.filter(grid=area).order_by("name"))
+        buildings = list(Building.objects.restrict(user, "view").filter(grid=area).order_by("name"))
     return {
         "area": area,
         "totals": totals,
@@ -177,7 +182,8 @@ def _panel_context(request: HttpRequest, area: Area | None) -> dict:
         "ancestors": [(a, a.code in openable) for a in ancestors],
         "rows": _rows(user, children),
         "rows_heading": CHILD_HEADINGS[child_level] if child_level else "",
-        "can_partition": user.is_staff and area.level == AreaLevel.COMMUNITY,
+        "can_partition": area.level == AreaLevel.COMMUNITY
+        and area_in_scope(user, PARTITION_AREA, area.code),
     }
     return context
 

@@ -1,24 +1,33 @@
-"""Areas API: list, tree, detail, GeoJSON, export and (for admins) import.
+"""Areas API: list, tree, detail, GeoJSON, export and (for importers) import.
 
 Thin views: reads go through ``geo.selectors`` and ``geo.exporter``, the import
 through ``geo.importer``; refusals are DomainErrors that the project's exception
 handler turns into HTTP 400 with field errors.
+
+Every read starts from ``Area.objects.restrict(user, "view")``: a caller sees
+the subtrees where a role grants her ``geo.view_area``, and an area outside
+them answers 404 exactly like one that does not exist. Importing needs
+``geo.import_area``, and every area in the file must lie where she holds it.
 """
 
 from __future__ import annotations
+
+import hashlib
 
 from django.http import HttpResponse, StreamingHttpResponse
 from django.urls import path, re_path
 from django.utils.cache import patch_cache_control
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import generics, status
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
-from rest_framework.permissions import IsAdminUser, IsAuthenticated
+from rest_framework.permissions import BasePermission, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.scopes import RestrictedQuerysetMixin, has_permission, scope_prefixes
 from core.errors import DomainError
 from geo import exporter, importer, selectors
 from geo.crs import CRS_CHOICES
@@ -42,7 +51,12 @@ LEVEL_PARAM = OpenApiParameter(
     "level", str, enum=LEVEL_SLUGS, description="only areas of this level"
 )
 UNDER_PARAM = OpenApiParameter(
-    "under", str, description="only this area (by code) and the areas below it"
+    "under",
+    str,
+    description=(
+        "only this area (by code) and the areas below it that the caller may see; an area "
+        "above her scope narrows to her part of it, any other area outside it answers 404"
+    ),
 )
 FEATURE_COLLECTION = OpenApiResponse(
     OpenApiTypes.OBJECT,
@@ -82,19 +96,43 @@ def _int(value, name: str, *, minimum: int = 0) -> int | None:
     return number
 
 
+IMPORT_AREA = "geo.import_area"
+
+
+class CanImportAreas(BasePermission):
+    """``geo.import_area`` somewhere; where exactly is checked against the file's codes."""
+
+    message = gettext_lazy("You may not import areas.")
+
+    def has_permission(self, request, view):
+        return has_permission(request.user, IMPORT_AREA)
+
+
 def _selection(request):
     level = selectors.parse_level(request.query_params.get("level"))
     under_code = request.query_params.get("under")
-    under = selectors.area_get(code=under_code) if under_code else None
+    under = selectors.area_frame_get(code=under_code, user=request.user) if under_code else None
     return level, under
 
 
-class AreaListView(generics.ListAPIView):
+def _scope_tag(user) -> str:
+    """A short digest of where ``user`` may see areas, for cache validators.
+
+    Two callers with different scopes get different bodies from the same URL,
+    so their ETags must differ even when the areas themselves have not changed.
+    """
+    prefixes = scope_prefixes(user, selectors.VIEW_AREA)
+    if prefixes is None:
+        return "all"
+    return hashlib.sha256(",".join(prefixes).encode()).hexdigest()[:12]
+
+
+class AreaListView(RestrictedQuerysetMixin, generics.ListAPIView):
     permission_classes = [IsAuthenticated]
     serializer_class = AreaSerializer
     filter_backends: list = []
 
-    def get_queryset(self):
+    def get_base_queryset(self):
         params = self.request.query_params
         return selectors.area_list(
             level=params.get("level"), parent=params.get("parent") or None, q=params.get("q")
@@ -103,7 +141,10 @@ class AreaListView(generics.ListAPIView):
     @extend_schema(
         tags=[TAG],
         summary="List areas",
-        description="Areas ordered by code, without boundaries (see the detail or GeoJSON).",
+        description=(
+            "The areas the caller may see (where a role grants geo.view_area), ordered by "
+            "code, without boundaries (see the detail or GeoJSON)."
+        ),
         parameters=[
             LEVEL_PARAM,
             OpenApiParameter("parent", str, description="only the children of this area code"),
@@ -124,8 +165,10 @@ class AreaTreeView(APIView):
         tags=[TAG],
         summary="Area tree",
         description=(
-            "Nested areas from `root` (or from every area without a parent) down `depth` "
-            "levels (0: the root alone; all levels when omitted)."
+            "Nested areas from `root` (or from the top of the caller's scope: the tree's "
+            "roots for a city-wide reader, her grids for a grid worker) down `depth` levels "
+            "(0: the root alone; all levels when omitted). Only areas the caller may see; "
+            "a root outside her scope answers 404."
         ),
         parameters=[
             OpenApiParameter("root", str, description="code of the area to start from"),
@@ -140,7 +183,7 @@ class AreaTreeView(APIView):
     def get(self, request):
         depth = _int(request.query_params.get("depth"), "depth")
         root = request.query_params.get("root") or None
-        return Response(selectors.area_tree(root=root, depth=depth))
+        return Response(selectors.area_tree(root=root, depth=depth, user=request.user))
 
 
 class AreaDetailView(APIView):
@@ -150,15 +193,18 @@ class AreaDetailView(APIView):
         tags=[TAG],
         summary="One area",
         description=(
-            "An area with its ancestors (top down), its number of children, its grid staff "
-            "and its boundary as GeoJSON."
+            "An area with its ancestors (top down; only those the caller may see), its number "
+            "of children, its grid staff (when the caller may see grid staff there) and its "
+            "boundary as GeoJSON. An area outside the caller's scope answers 404, like an "
+            "unknown code."
         ),
         responses={200: AreaDetailSerializer, 404: ErrorSerializer},
     )
     def get(self, request, code: str):
-        area = selectors.area_get(code=code)
-        area.ancestors = selectors.area_ancestors(area)
-        area.children_count = selectors.area_children_count(area)
+        user = request.user
+        area = selectors.area_get(code=code, user=user)
+        area.ancestors = selectors.area_ancestors(area, user=user)
+        area.children_count = selectors.area_children_count(area, user=user)
         area.staff_list = [
             {
                 "role": member.role,
@@ -166,7 +212,7 @@ class AreaDetailView(APIView):
                 "name": str(member.user),
                 "username": member.user.get_username(),
             }
-            for member in selectors.area_staff(area)
+            for member in selectors.area_staff(area, user=user)
         ]
         area.geometry_geojson = to_geojson(area.shape) if area.shape is not None else None
         return Response(AreaDetailSerializer(area).data)
@@ -174,20 +220,25 @@ class AreaDetailView(APIView):
 
 def _feature_collection_response(request, *, attachment: bool):
     level, under = _selection(request)
+    visible = selectors.areas_visible(request.user)
     version = current_area_version()
-    etag = f'"areas-{version}-{level.slug if level else "all"}-{under.code if under else "all"}"'
+    etag = (
+        f'"areas-{version}-{level.slug if level else "all"}-{under.code if under else "all"}'
+        f'-{_scope_tag(request.user)}"'
+    )
     if not attachment and etag in request.headers.get("If-None-Match", ""):
         response = HttpResponse(status=304)
     elif attachment:
         response = StreamingHttpResponse(
-            exporter.iter_feature_collection(level=level, under=under), content_type=GEOJSON
+            exporter.iter_feature_collection(level=level, under=under, queryset=visible),
+            content_type=GEOJSON,
         )
         parts = ["areas", under.code if under else "", level.slug if level else ""]
         filename = "-".join(p for p in parts if p) + ".geojson"
         response["Content-Disposition"] = f'attachment; filename="{filename}"'
     else:
         response = HttpResponse(
-            exporter.areas_feature_collection_text(level=level, under=under),
+            exporter.areas_feature_collection_text(level=level, under=under, queryset=visible),
             content_type=GEOJSON,
         )
     # The areas' version changes with every edit, so a client may keep the
@@ -203,7 +254,10 @@ class AreaGeoJSONView(APIView):
     @extend_schema(
         tags=[TAG],
         summary="Areas as GeoJSON",
-        description="Boundaries for the map; answers 304 to a matching If-None-Match.",
+        description=(
+            "Boundaries of the areas the caller may see, for the map; answers 304 to a "
+            "matching If-None-Match."
+        ),
         parameters=[LEVEL_PARAM, UNDER_PARAM],
         responses={(200, GEOJSON): FEATURE_COLLECTION, 400: ErrorSerializer, 404: ErrorSerializer},
     )
@@ -217,7 +271,10 @@ class AreaExportView(APIView):
     @extend_schema(
         tags=[TAG],
         summary="Export areas",
-        description="The GeoJSON of the areas as a file download; re-imports to the same tree.",
+        description=(
+            "The GeoJSON of the areas the caller may see as a file download; re-imports to "
+            "the same tree."
+        ),
         parameters=[LEVEL_PARAM, UNDER_PARAM],
         responses={(200, GEOJSON): FEATURE_COLLECTION, 400: ErrorSerializer, 404: ErrorSerializer},
     )
@@ -226,7 +283,7 @@ class AreaExportView(APIView):
 
 
 class AreaImportView(APIView):
-    permission_classes = [IsAdminUser]
+    permission_classes = [IsAuthenticated, CanImportAreas]
     parser_classes = [MultiPartParser, FormParser, JSONParser]
 
     @extend_schema(
@@ -237,7 +294,9 @@ class AreaImportView(APIView):
             "or a FeatureCollection as the JSON body (options then go in the query string). "
             "The whole file is checked first: any problem answers 400 listing every problem "
             "with its feature index or CSV line, and nothing is written. 201 when areas were "
-            "created or updated, 200 for a dry run or a file that changes nothing."
+            "created or updated, 200 for a dry run or a file that changes nothing. Needs "
+            "geo.import_area (403 without it), and every area of the file must lie where the "
+            "caller holds it: otherwise 403 naming each such feature or line, nothing written."
         ),
         parameters=[
             OpenApiParameter("crs", str, enum=list(CRS_CHOICES), description="default wgs84"),
@@ -277,6 +336,7 @@ class AreaImportView(APIView):
             repair=_bool(options.get("repair"), "repair"),
             dry_run=_bool(options.get("dry_run"), "dry_run"),
             source_name=source_name,
+            scope=scope_prefixes(request.user, IMPORT_AREA),
         )
         code = status.HTTP_201_CREATED if report.written else status.HTTP_200_OK
         return Response(report.as_dict(), status=code)

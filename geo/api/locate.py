@@ -3,6 +3,11 @@
 The serializers here document the API; the batch is checked by hand in one
 pass because running a serializer per point would cost more than locating
 10,000 points does.
+
+Scope: the caller needs ``geo.view_area`` somewhere. Each link of a located
+chain is given only when that area is inside her view scope (else null), and
+``in_scope`` says whether the point's grid is; deciding it reads the grants
+cached on the user once, so a batch costs no query per point.
 """
 
 from __future__ import annotations
@@ -11,13 +16,15 @@ import numpy as np
 from django.conf import settings
 from django.urls import path
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
 from rest_framework import serializers
-from rest_framework.permissions import IsAuthenticated
+from rest_framework.permissions import BasePermission, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.scopes import has_permission, scope_test
 from core.errors import DomainError
 
 from ..index import (
@@ -53,6 +60,13 @@ class PointSerializer(serializers.Serializer):
 
 class LocationSerializer(serializers.Serializer):
     outside = serializers.BooleanField(help_text="True when the point is in no grid.")
+    in_scope = serializers.BooleanField(
+        help_text=(
+            "True when the point's grid is inside the caller's scope (where she may view "
+            "areas). False for a point outside every grid, and for a point in a grid she "
+            "may not see: then grid and every link she may not see are null."
+        )
+    )
     point = PointSerializer(help_text="The point in WGS-84, as located.")
     grid = LocatedAreaSerializer(allow_null=True)
     community = LocatedAreaSerializer(allow_null=True)
@@ -83,19 +97,26 @@ class BatchResponseSerializer(serializers.Serializer):
 # --- shaping answers --------------------------------------------------------------------
 
 
-def _ref(ref) -> dict | None:
-    return None if ref is None else ref.as_dict()
+def _everywhere(code: str) -> bool:
+    return True
 
 
-def location_body(location: Location, lat: float, lng: float) -> dict:
+def _ref(ref, inside) -> dict | None:
+    return None if ref is None or not inside(ref.code) else ref.as_dict()
+
+
+def location_body(location: Location, lat: float, lng: float, inside=_everywhere) -> dict:
+    """The answer for one point; ``inside(code)`` says which links the caller may see."""
+    grid = location.grid
     return {
-        "outside": location.grid is None,
+        "outside": grid is None,
+        "in_scope": grid is not None and inside(grid.code),
         "point": {"lat": lat, "lng": lng},
-        "grid": _ref(location.grid),
-        "community": _ref(location.community),
-        "street": _ref(location.street),
-        "district": _ref(location.district),
-        "city": _ref(location.city),
+        "grid": _ref(grid, inside),
+        "community": _ref(location.community, inside),
+        "street": _ref(location.street, inside),
+        "district": _ref(location.district, inside),
+        "city": _ref(location.city, inside),
     }
 
 
@@ -176,8 +197,25 @@ def parse_batch(data) -> tuple[str, np.ndarray, np.ndarray, list]:
 # --- the view --------------------------------------------------------------------------
 
 
+VIEW_AREA = "geo.view_area"
+
+
+class CanViewAreas(BasePermission):
+    message = gettext_lazy("You may not look up areas.")
+
+    def has_permission(self, request, view):
+        return has_permission(request.user, VIEW_AREA)
+
+
+_SCOPE_NOTE = (
+    " Only areas inside the caller's scope (where a role grants her geo.view_area) are "
+    "named: every other link of the chain is null, and in_scope tells whether the grid "
+    "itself is hers. A caller without geo.view_area anywhere is refused (403)."
+)
+
+
 class LocateView(APIView):
-    permission_classes = [IsAuthenticated]
+    permission_classes = [IsAuthenticated, CanViewAreas]
 
     @extend_schema(
         operation_id="locate_point",
@@ -185,7 +223,7 @@ class LocateView(APIView):
         description=(
             "The grid holding a point and the grid's community, street and district. "
             "A point on a border shared by several grids goes to the one with the lowest "
-            "code; a point in no grid is answered with outside=true."
+            "code; a point in no grid is answered with outside=true." + _SCOPE_NOTE
         ),
         parameters=[
             OpenApiParameter("lat", OpenApiTypes.DOUBLE, required=True, description="Latitude."),
@@ -198,7 +236,7 @@ class LocateView(APIView):
                 description="Coordinate system of lat/lng (GCJ-02: AMap, Tencent; BD-09: Baidu).",
             ),
         ],
-        responses={200: LocationSerializer, 400: ErrorSerializer},
+        responses={200: LocationSerializer, 400: ErrorSerializer, 403: ErrorSerializer},
     )
     def get(self, request):
         params = request.query_params
@@ -211,7 +249,8 @@ class LocateView(APIView):
             raise DomainError(next(iter(missing.values()))[0], errors=missing)
         crs = params.get("crs", "").strip() or WGS84
         lat, lng = to_wgs84_point(params["lat"], params["lng"], crs)
-        return Response(location_body(locate(lat, lng), lat, lng))
+        inside = scope_test(request.user, VIEW_AREA)
+        return Response(location_body(locate(lat, lng), lat, lng, inside))
 
     @extend_schema(
         operation_id="locate_points",
@@ -219,10 +258,10 @@ class LocateView(APIView):
         description=(
             "Up to LOCATE_BATCH_LIMIT (10,000) points in one request; results come back "
             "in the order sent, each with the id it was sent with. A bad point makes the "
-            "whole request a 400 whose errors name it, e.g. points[3].lat."
+            "whole request a 400 whose errors name it, e.g. points[3].lat." + _SCOPE_NOTE
         ),
         request=BatchRequestSerializer,
-        responses={200: BatchResponseSerializer, 400: ErrorSerializer},
+        responses={200: BatchResponseSerializer, 400: ErrorSerializer, 403: ErrorSerializer},
         examples=[
             OpenApiExample(
                 "Two points",
@@ -241,12 +280,13 @@ class LocateView(APIView):
         crs, lats, lngs, ids = parse_batch(request.data)
         lat, lng = to_wgs84_arrays(lats, lngs, crs)
         locations = locate_many(lat, lng)
+        inside = scope_test(request.user, VIEW_AREA)
         results = []
         append = results.append
         for i, (location, la, ln) in enumerate(
             zip(locations, lat.tolist(), lng.tolist(), strict=True)
         ):
-            body = location_body(location, la, ln)
+            body = location_body(location, la, ln, inside)
             if ids[i] is not None:
                 body = {"id": ids[i], **body}
             append(body)

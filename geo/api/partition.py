@@ -1,20 +1,32 @@
-"""Partition API: admins preview a community's cut into grids and accept it (划分网格)."""
+"""Partition API: preview a community's cut into grids and accept it (划分网格).
+
+Needs ``geo.partition_area`` over the community: a community outside the
+caller's view scope answers 404 (as an unknown code does), one she may see but
+not partition answers 403. The grids written are checked to lie inside her
+partition scope before the transaction commits.
+"""
 
 from __future__ import annotations
 
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
 from django.urls import path
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
-from rest_framework.permissions import IsAdminUser
+from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.scopes import OutsideScope, area_in_scope, scope_test
 from geo.partition import MAX_GRIDS, partition_community
 from geo.selectors import area_get
 from geo.services import grids_partition_accept
 
 from .serializers import ErrorSerializer
+
+PARTITION_AREA = "geo.partition_area"
 
 
 class PartitionRequestSerializer(serializers.Serializer):
@@ -58,8 +70,24 @@ class PartitionResultSerializer(serializers.Serializer):
     accepted = serializers.BooleanField()
 
 
+def _accept(*, community, plan, user):
+    # The service owns its transaction; this outer one lets the scope check
+    # below undo the write. By construction every grid code extends the
+    # community's, so the check holds — it is here so that it keeps holding.
+    with transaction.atomic():
+        grids = grids_partition_accept(community=community, plan=plan)
+        inside = scope_test(user, PARTITION_AREA)
+        outside = [grid.code for grid in grids if not inside(grid.code)]
+        if outside:
+            raise OutsideScope(
+                gettext("Grids %(codes)s would be outside the areas you may partition.")
+                % {"codes": ", ".join(outside)}
+            )
+    return grids
+
+
 class AreaPartitionView(APIView):
-    permission_classes = [IsAdminUser]
+    permission_classes = [IsAuthenticated]
 
     @extend_schema(
         tags=["areas"],
@@ -69,7 +97,9 @@ class AreaPartitionView(APIView):
             "households of its buildings. With accept=false (the default) only the preview is "
             "returned (200); with accept=true the community's grids are replaced in one "
             "transaction (201): reused codes keep their ids, buildings move to the grid that "
-            "holds them. Removing a grid that still has staff is refused (400)."
+            "holds them. Removing a grid that still has staff is refused (400). Needs "
+            "geo.partition_area over the community: 404 when the community is outside the "
+            "caller's scope, 403 when she may see it but not partition it."
         ),
         request=PartitionRequestSerializer,
         responses={
@@ -81,7 +111,9 @@ class AreaPartitionView(APIView):
         },
     )
     def post(self, request, code: str):
-        community = area_get(code=code)
+        community = area_get(code=code, user=request.user)
+        if not area_in_scope(request.user, PARTITION_AREA, community.code):
+            raise PermissionDenied(f"missing permission {PARTITION_AREA} on area {community.code}")
         params = PartitionRequestSerializer(data=request.data)
         params.is_valid(raise_exception=True)
         data = params.validated_data
@@ -93,7 +125,7 @@ class AreaPartitionView(APIView):
         )
         accepted = bool(data["accept"])
         if accepted:
-            grids_partition_accept(community=community, plan=plan)
+            _accept(community=community, plan=plan, user=request.user)
         body = {"preview": plan.feature_collection(), "spread": plan.spread, "accepted": accepted}
         return Response(body, status=status.HTTP_201_CREATED if accepted else status.HTTP_200_OK)
 

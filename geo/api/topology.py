@@ -11,8 +11,8 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from geo.selectors import area_get
-from geo.topology import check_topology, problems_feature_collection
+from geo.selectors import area_frame_get, topology_problems
+from geo.topology import problems_feature_collection
 
 from .serializers import ErrorSerializer
 
@@ -39,7 +39,10 @@ class TopologyView(APIView):
             "Overlaps between sibling areas, gaps in a parent's coverage and children outside "
             "their parent, as a GeoJSON FeatureCollection in WGS-84. Each feature's properties: "
             "kind (overlap, gap, outside), area_m2, codes (the siblings of an overlap, the child "
-            "outside its parent, the children along a gap) and parent_code."
+            "outside its parent, the children along a gap) and parent_code. Only problems "
+            "whose parent and areas all lie in the caller's scope (where a role grants her "
+            "geo.view_area). `under` above her scope narrows to her part of it; any other "
+            "area outside it answers 404, like an unknown code."
         ),
         parameters=[
             OpenApiParameter("under", str, description="an area code; default the whole tree"),
@@ -55,8 +58,10 @@ class TopologyView(APIView):
         query = TopologyQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         under = query.validated_data.get("under")
-        root = area_get(code=under) if under else None
-        problems = check_topology(root=root, tolerance_m2=query.validated_data["tolerance_m2"])
+        root = area_frame_get(code=under, user=request.user) if under else None
+        problems = topology_problems(
+            user=request.user, root=root, tolerance_m2=query.validated_data["tolerance_m2"]
+        )
         return Response(problems_feature_collection(problems))
 
 

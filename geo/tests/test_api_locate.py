@@ -6,6 +6,8 @@ import pytest
 from django.urls import reverse
 from rest_framework.test import APIClient
 
+from accounts.models import Membership, Role
+from accounts.roles import sync_builtin_roles
 from geo import crs as geo_crs
 from geo import index as geo_index
 
@@ -21,9 +23,15 @@ def fresh_index(settings):
 
 
 @pytest.fixture
-def api(django_user_model):
+def api(django_user_model, small_city):
+    # An intake clerk of the whole district: every grid is in her scope.
+    sync_builtin_roles()
+    clerk = django_user_model.objects.create_user("clerk", password="x" * 12)
+    Membership.objects.create(
+        user=clerk, role=Role.objects.get(code="intake_clerk"), area=small_city.district
+    )
     client = APIClient()
-    client.force_authenticate(django_user_model.objects.create_user("clerk", password="x" * 12))
+    client.force_authenticate(clerk)
     return client
 
 
@@ -44,6 +52,7 @@ def test_get_a_point_in_a_grid(api, url, small_city):
     assert response.status_code == 200, response.content
     assert response.json() == {
         "outside": False,
+        "in_scope": True,
         "point": {"lat": 39.905, "lng": 116.405},
         "grid": {"code": f"{C1}01", "name": "社区1第1网格", "name_en": "Community 1 grid 1"},
         "community": {"code": C1, "name": "社区1", "name_en": "Community 1"},
@@ -63,6 +72,7 @@ def test_get_a_point_outside(api, url, small_city):
     body = api.get(url, {"lat": "31.23", "lng": "121.47"}).json()
     assert body == {
         "outside": True,
+        "in_scope": False,
         "point": {"lat": 31.23, "lng": 121.47},
         "grid": None,
         "community": None,

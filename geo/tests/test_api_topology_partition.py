@@ -9,7 +9,8 @@ from django.urls import reverse
 from django.utils import translation
 from rest_framework.test import APIClient
 
-from accounts.models import User
+from accounts.models import Membership, Role, User
+from accounts.roles import sync_builtin_roles
 from accounts.testing import verified_login
 from geo.geometry import measure
 from geo.models import Area, AreaLevel, Building, GridStaff
@@ -31,15 +32,22 @@ def client() -> APIClient:
     return APIClient(HTTP_ACCEPT_LANGUAGE="en")
 
 
-@pytest.fixture
-def api():
-    return verified_login(client(), User.objects.create_user(username="worker"))
+def _member_of_district(username: str, role: str, city) -> User:
+    sync_builtin_roles()
+    user = User.objects.create_user(username=username)
+    Membership.objects.create(user=user, role=Role.objects.get(code=role), area=city.district)
+    return user
 
 
 @pytest.fixture
-def admin_api():
-    staff = User.objects.create_user(username="gis-admin", is_staff=True)
-    return verified_login(client(), staff)
+def api(small_city):
+    # A leader of the whole district: she sees every area but may not partition.
+    return verified_login(client(), _member_of_district("worker", "leader", small_city))
+
+
+@pytest.fixture
+def admin_api(small_city):
+    return verified_login(client(), _member_of_district("gis-admin", "admin", small_city))
 
 
 @pytest.fixture

@@ -26,16 +26,15 @@ from urllib.parse import quote
 import numpy as np
 import pytest
 import shapely
-from django.db import connection, transaction
+from django.db import connection
 
 from core.errors import DomainError
 from geo import crs as geo_crs
 from geo import index as geo_index
-from geo.geometry import measure
 from geo.index import OUTSIDE, GridIndex, Location, locate, locate_many, locate_many_indices
-from geo.models import Area, AreaLevel
-from geo.testing import box, make_area
-from geo.versioning import bump_area_version, current_area_version
+from geo.models import AreaLevel
+from geo.testing import box, make_area, reshape_area
+from geo.versioning import current_area_version
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -60,21 +59,6 @@ def bounds(city, code: str):
 def code_at(lat, lng, crs="wgs84") -> str | None:
     found = locate(lat, lng, crs)
     return None if found.outside else found.grid.code
-
-
-def reshape(code: str, geom) -> None:
-    """Give an area a new boundary the way a bulk write does: update + version bump."""
-    m = measure(geom)
-    with transaction.atomic():
-        Area.objects.filter(code=code).update(
-            geometry=m.wkb,
-            min_lng=m.min_lng,
-            min_lat=m.min_lat,
-            max_lng=m.max_lng,
-            max_lat=m.max_lat,
-            area_m2=m.area_m2,
-        )
-        bump_area_version()
 
 
 # --- the chain ------------------------------------------------------------------------------
@@ -393,7 +377,7 @@ def test_from_rows_orders_grids_by_code_whatever_order_the_rows_come_in():
 def test_a_change_is_seen_at_the_next_lookup(small_city):
     assert code_at(39.935, 116.405) == f"{C1}03"
     # Grid …0103 shrinks to its western half; its eastern half is now outside.
-    reshape(f"{C1}03", box(116.40, 39.92, 116.405, 39.94))
+    reshape_area(f"{C1}03", box(116.40, 39.92, 116.405, 39.94))
     assert code_at(39.935, 116.4075) is None
     assert code_at(39.935, 116.4025) == f"{C1}03"
 
@@ -402,7 +386,7 @@ def test_within_the_staleness_window_the_index_is_not_rechecked(small_city, sett
     settings.CIVICGRID = {**settings.CIVICGRID, "GEO_INDEX_MAX_STALENESS": 3600}
     assert code_at(39.935, 116.4075) == f"{C1}03"
     built = geo_index.get_index()
-    reshape(f"{C1}03", box(116.40, 39.92, 116.405, 39.94))
+    reshape_area(f"{C1}03", box(116.40, 39.92, 116.405, 39.94))
     assert geo_index.get_index() is built
     assert code_at(39.935, 116.4075) == f"{C1}03"
     geo_index.invalidate_local()
@@ -411,7 +395,7 @@ def test_within_the_staleness_window_the_index_is_not_rechecked(small_city, sett
 
 def test_readers_keep_the_old_index_while_another_thread_refreshes(small_city):
     old = geo_index.get_index()
-    reshape(f"{C1}03", box(116.40, 39.92, 116.405, 39.94))
+    reshape_area(f"{C1}03", box(116.40, 39.92, 116.405, 39.94))
     # Hold the rebuild lock as a rebuilding thread would: lookups do not wait.
     with geo_index._lock:
         answers = []
@@ -449,12 +433,9 @@ CHILD = r"""
 import json, sys
 import django
 django.setup()
-from django.db import transaction
-from geo.geometry import measure
 from geo.index import get_index, locate
 from geo.models import Area, AreaLevel
-from geo.testing import box, make_area
-from geo.versioning import bump_area_version
+from geo.testing import box, make_area, reshape_area
 
 def handle(cmd):
     op = cmd["op"]
@@ -466,13 +447,7 @@ def handle(cmd):
             "version": get_index().version,
         }
     if op == "reshape":
-        m = measure(box(*cmd["box"]))
-        with transaction.atomic():
-            Area.objects.filter(code=cmd["code"]).update(
-                geometry=m.wkb, min_lng=m.min_lng, min_lat=m.min_lat,
-                max_lng=m.max_lng, max_lat=m.max_lat, area_m2=m.area_m2,
-            )
-            bump_area_version()
+        reshape_area(cmd["code"], box(*cmd["box"]))
         return {"ok": True}
     if op == "add":
         parent = Area.objects.get(code=cmd["parent"])
@@ -569,7 +544,7 @@ def test_a_change_made_here_reaches_another_processs_index(small_city, other_pro
     assert before["grid"] == f"{C1}03"
     assert other_process.ask(op="locate", lat=39.95, lng=116.405)["grid"] is None
 
-    reshape(f"{C1}03", box(116.40, 39.92, 116.405, 39.94))
+    reshape_area(f"{C1}03", box(116.40, 39.92, 116.405, 39.94))
     after = other_process.ask(op="locate", lat=39.935, lng=116.4075)
     assert after["grid"] is None
     assert after["version"] == current_area_version() != before["version"]

@@ -15,7 +15,7 @@ from django.utils import translation
 
 from geo.geometry import geodesic_area_m2, measure
 from geo.models import Area, AreaLevel
-from geo.testing import box, make_area
+from geo.testing import box, make_area, reshape_area
 from geo.topology import check_topology, problems_feature_collection
 
 pytestmark = pytest.mark.django_db
@@ -27,19 +27,6 @@ D = 0.001  # about 85 m of longitude, 111 m of latitude
 def english():
     with translation.override("en"):
         yield
-
-
-def reshape(code: str, geom) -> None:
-    """Give an area a new boundary, as a bad import would."""
-    m = measure(geom)
-    Area.objects.filter(code=code).update(
-        geometry=m.wkb,
-        min_lng=m.min_lng,
-        min_lat=m.min_lat,
-        max_lng=m.max_lng,
-        max_lat=m.max_lat,
-        area_m2=m.area_m2,
-    )
 
 
 def bounds(city, code):
@@ -55,7 +42,7 @@ def test_the_small_city_is_clean(small_city):
 def test_an_overlap_between_siblings_is_found_with_its_area(small_city):
     # Grid 01 grows east into grid 02 by a strip D wide.
     x0, y0, x1, y1 = bounds(small_city, "11010500100101")
-    reshape("11010500100101", box(x0, y0, x1 + D, y1))
+    reshape_area("11010500100101", box(x0, y0, x1 + D, y1))
     (problem,) = check_topology()
     planted = box(x1, y0, x1 + D, y1)
     assert problem.kind == "overlap"
@@ -68,7 +55,7 @@ def test_an_overlap_between_siblings_is_found_with_its_area(small_city):
 def test_a_gap_in_the_coverage_is_found_with_its_area(small_city):
     # Grid 04 (north-east) shrinks from the north: a strip of community 1 is nobody's.
     x0, y0, x1, y1 = bounds(small_city, "11010500100104")
-    reshape("11010500100104", box(x0, y0, x1, y1 - D))
+    reshape_area("11010500100104", box(x0, y0, x1, y1 - D))
     (problem,) = check_topology(root=small_city.district)
     planted = box(x0, y1 - D, x1, y1)
     assert problem.kind == "gap" and problem.parent_code == "110105001001"
@@ -81,7 +68,7 @@ def test_separate_gaps_are_separate_problems(small_city):
     # A notch in the south-west corner and a hole in the middle.
     shape = box(x0, y0, x1, y1).difference(box(x0, y0, x0 + D, y0 + D))
     shape = shape.difference(box(x0 + 3 * D, y0 + 5 * D, x0 + 5 * D, y0 + 6 * D))
-    reshape("11010500100101", shape)
+    reshape_area("11010500100101", shape)
     problems = check_topology(root=small_city.communities[0])
     assert [p.kind for p in problems] == ["gap", "gap"]
     expected = sorted(
@@ -93,7 +80,7 @@ def test_separate_gaps_are_separate_problems(small_city):
 def test_a_child_outside_its_parent_is_found_with_its_area(small_city):
     # Grid 01 reaches south, out of its community (and of the street and district).
     x0, y0, x1, y1 = bounds(small_city, "11010500100101")
-    reshape("11010500100101", box(x0, y0 - D, x1, y1))
+    reshape_area("11010500100101", box(x0, y0 - D, x1, y1))
     problems = check_topology(root=small_city.communities[0])
     (problem,) = problems
     planted = box(x0, y0 - D, x1, y0)
@@ -104,9 +91,9 @@ def test_a_child_outside_its_parent_is_found_with_its_area(small_city):
 
 def test_the_whole_tree_and_a_subtree_see_what_is_theirs(small_city):
     x0, y0, x1, y1 = bounds(small_city, "11010500100101")
-    reshape("11010500100101", box(x0, y0, x1 + D, y1))  # overlap inside community 1
+    reshape_area("11010500100101", box(x0, y0, x1 + D, y1))  # overlap inside community 1
     x0, y0, x1, y1 = small_city.communities[1].shape.bounds
-    reshape("110105001002", box(x0, y0, x1 + D, y1))  # community 2 pokes out of the street
+    reshape_area("110105001002", box(x0, y0, x1 + D, y1))  # community 2 pokes out of the street
     found = {(p.kind, p.parent_code, p.codes) for p in check_topology()}
     assert found == {
         ("overlap", "110105001001", ("11010500100101", "11010500100102")),
@@ -122,7 +109,7 @@ def test_the_whole_tree_and_a_subtree_see_what_is_theirs(small_city):
 def test_the_tolerance_hides_rounding_specks(small_city):
     x0, y0, x1, y1 = bounds(small_city, "11010500100104")
     notch = box(x1 - 1e-4, y1 - 1e-6, x1, y1)  # 8.5 m × 11 cm
-    reshape("11010500100104", box(x0, y0, x1, y1).difference(notch))
+    reshape_area("11010500100104", box(x0, y0, x1, y1).difference(notch))
     speck = geodesic_area_m2(notch)
     assert 0.5 < speck < 2
     assert check_topology(tolerance_m2=speck * 2) == []
@@ -143,7 +130,7 @@ def test_areas_without_boundaries_are_skipped(small_city):
 
 def test_the_feature_collection(small_city):
     x0, y0, x1, y1 = bounds(small_city, "11010500100101")
-    reshape("11010500100101", box(x0, y0, x1 + D, y1))
+    reshape_area("11010500100101", box(x0, y0, x1 + D, y1))
     collection = problems_feature_collection(check_topology())
     assert collection["type"] == "FeatureCollection"
     (feature,) = collection["features"]
@@ -213,7 +200,7 @@ def test_a_district_of_300_grids_is_checked_well_under_a_second(db):
     assert time.perf_counter() - started < 1.0
     # One planted overlap is still found among them.
     moved = shapely.affinity.translate(grids[7].shape, xoff=step / 4)
-    reshape(grids[7].code, moved)
+    reshape_area(grids[7].code, moved)
     kinds = sorted(p.kind for p in check_topology(root=district))
     assert "overlap" in kinds and "gap" in kinds
 
@@ -240,7 +227,7 @@ def test_command_on_a_clean_tree_succeeds(small_city, tmp_path):
 
 def test_command_with_problems_prints_them_and_fails(small_city, tmp_path):
     x0, y0, x1, y1 = bounds(small_city, "11010500100101")
-    reshape("11010500100101", box(x0, y0 - D, x1 + D, y1))
+    reshape_area("11010500100101", box(x0, y0 - D, x1 + D, y1))
     path = tmp_path / "problems.geojson"
     out = io.StringIO()
     with pytest.raises(
@@ -257,7 +244,7 @@ def test_command_with_problems_prints_them_and_fails(small_city, tmp_path):
 def test_command_exit_status_from_the_shell(small_city):
     # What a script sees: a CommandError run from the command line exits with status 1.
     x0, y0, x1, y1 = bounds(small_city, "11010500100101")
-    reshape("11010500100101", box(x0, y0, x1 + D, y1))
+    reshape_area("11010500100101", box(x0, y0, x1 + D, y1))
     utility = ManagementUtility(["manage.py", "check_topology", "110105001001"])
     err = io.StringIO()
     with (

@@ -10,6 +10,7 @@ from django.urls import reverse
 
 from accounts.models import Membership
 from accounts.roles import sync_builtin_roles
+from accounts.testing import verified_login
 from geo.models import Area, GridStaff
 
 GRID = "11010500100102"
@@ -190,8 +191,9 @@ def test_user_without_any_role_sees_no_areas(staffed_city, client, django_user_m
 
 
 def test_partition_panel_is_for_admins_on_communities(staffed_city, client, django_user_model):
-    staff = _member(django_user_model, "staffer", "leader", "110105", is_staff=True)
-    client.force_login(staff)
+    # The admin role carries geo.partition_area; admins pass two-factor first.
+    staff = _member(django_user_model, "staffer", "admin", "110105", is_staff=True)
+    verified_login(client, staff)
     html = client.get(reverse("geo:area-panel", args=[COMMUNITY])).content.decode()
     assert 'id="partition-form"' in html
     assert (
