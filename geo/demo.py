@@ -4,7 +4,9 @@
 Chengdu so that a real tile layer has streets under it, but its boundaries
 imply nothing about real ones. It has three streets, about ten communities and
 about three hundred unit grids with irregular boundaries that tile their
-parents exactly, building points with households and people, and grid staff.
+parents exactly, building points with households and people, grid staff,
+and an organisation: the district's bureaus and command centers, a
+workstation per community, and one demo account per role (:data:`DEMO_ACCOUNTS`).
 
 The geometry is built top-down in a local metric frame (Voronoi cells of
 household-weighted cluster centres, clipped to the parent), the communities
@@ -24,13 +26,14 @@ from functools import lru_cache
 import numpy as np
 import shapely
 from django.contrib.auth import get_user_model
-from django.contrib.auth.hashers import make_password
+from django.contrib.auth.hashers import check_password, make_password
 from django.db import transaction
 from django.db.models import ProtectedError
 from django.utils.translation import gettext as _
 from shapely.geometry import MultiPoint, Polygon
 from shapely.geometry.base import BaseGeometry
 
+from accounts.audit import audit_log
 from accounts.models import Department, Membership, Role
 from accounts.roles import sync_builtin_roles
 from core.errors import DomainError
@@ -41,12 +44,12 @@ from .versioning import bump_area_version
 
 DEMO_SEED = 20261129
 
-# The two accounts that can sign in to the demo; every other demo person has an
-# unusable password. Shown by ``manage.py demo_logins`` and in the README.
+# Every demo account signs in with this password; every other person of the
+# demo city has an unusable one. Shown by ``manage.py demo_logins`` and in the README.
 DEMO_PASSWORD = "civicgrid-demo"
 DEMO_ADMIN_USERNAME = "admin"
 DEMO_WORKER_USERNAME = "gridworker"
-DEMO_LOGINS = (DEMO_ADMIN_USERNAME, DEMO_WORKER_USERNAME)
+DEMO_LEADER_USERNAME = "gridleader"
 
 DISTRICT_CODE = "510177"
 DISTRICT_NAME = ("云溪区", "Yunxi District")
@@ -115,6 +118,67 @@ GIVEN_NAMES = [
     ("国强", "guoqiang"), ("玉兰", "yulan"), ("德明", "deming"), ("淑珍", "shuzhen"),
     ("晓峰", "xiaofeng"), ("雪梅", "xuemei"), ("俊杰", "junjie"), ("婷婷", "tingting"),
 ]  # fmt: skip
+
+
+# --- Organisation and demo accounts -------------------------------------------------
+
+# The district's departments: its digital urban-management command center and
+# the bureaus that work the cases it dispatches. Codes are the district's code
+# and a suffix; street command centers and community workstations follow the
+# same pattern from their area's code.
+COMMAND_CENTER_SUFFIX = "ZH"
+WORKSTATION_SUFFIX = "GZZ"
+DISTRICT_DEPARTMENTS = (
+    (COMMAND_CENTER_SUFFIX, "数字化城市管理指挥中心", "Digital Urban Management Command Center"),
+    ("CG", "城管局", "Urban Management Bureau"),
+    ("HW", "环卫所", "Sanitation Station"),
+    ("YL", "园林所", "Parks and Greening Station"),
+    ("SW", "水务局", "Water Affairs Bureau"),
+    ("SZ", "市政设施所", "Municipal Facilities Station"),
+)
+
+
+@dataclass(frozen=True)
+class DemoDepartment:
+    code: str
+    name: str
+    name_en: str
+    kind: str  # a Department.Kind value
+    area_code: str
+    parent_code: str | None
+
+
+@dataclass(frozen=True)
+class DemoAccount:
+    """A demo sign-in: one per role, each held where that role works in the district."""
+
+    username: str
+    role: str  # a built-in Role code
+    # Empty for the two grid staff accounts: they keep their generated names.
+    display_name: str = ""
+    # The suffix of the district department the role acts for, if any.
+    department: str = ""
+    is_staff: bool = False
+
+
+# In the order of the roles in DESIGN.md §1. Scopes: the grid worker holds her
+# role over each of her grids, the grid leader over her community, the others
+# over the whole district (see :func:`demo_scopes`).
+DEMO_ACCOUNTS = (
+    DemoAccount("resident", "resident", "姚小梅"),
+    DemoAccount(DEMO_WORKER_USERNAME, "grid_worker"),
+    DemoAccount(DEMO_LEADER_USERNAME, "grid_leader"),
+    DemoAccount("intake", "intake_clerk", "沈佳怡", department=COMMAND_CENTER_SUFFIX),
+    DemoAccount("shiftlead", "shift_lead", "韩志刚", department=COMMAND_CENTER_SUFFIX),
+    DemoAccount("dispatcher", "dispatcher", "许文静", department=COMMAND_CENTER_SUFFIX),
+    DemoAccount("handler", "handler", "钱国平", department="HW"),
+    DemoAccount("depthead", "department_head", "陆建华", department="CG"),
+    DemoAccount("leader", "leader", "方振宇"),
+    # Staff, for the Django admin site and the partition tool; two-factor is required.
+    DemoAccount(DEMO_ADMIN_USERNAME, "admin", "顾明远", is_staff=True),
+    DemoAccount("auditor", "auditor", "苏慧敏"),
+)
+DEMO_LOGINS = tuple(a.username for a in DEMO_ACCOUNTS)
 
 
 @dataclass(frozen=True)
@@ -653,7 +717,12 @@ def _name_buildings(rng, grid_code, grid_community, grid_of, lnglat, households,
 
 
 def _staff(rng: np.random.Generator, areas: list[DemoArea]) -> list[DemoPerson]:
-    """A grid leader for each community's grids; grid workers covering one to three grids each."""
+    """A grid leader for each community's grids; grid workers covering one to three grids each.
+
+    The first community's leader and its first worker are the demo accounts
+    ``gridleader`` and ``gridworker``; the worker always has more than one
+    grid, so that the demo shows a scope of several separate grids.
+    """
     taken: set[str] = set(DEMO_LOGINS)
 
     def person() -> tuple[str, str]:
@@ -666,28 +735,130 @@ def _staff(rng: np.random.Generator, areas: list[DemoArea]) -> list[DemoPerson]:
         taken.add(username)
         return username, zh_s + zh_g
 
+    def demo_account(generated: str, username: str) -> str:
+        # The generated name is drawn all the same, so the rest of the city
+        # does not depend on which people are demo accounts.
+        taken.discard(generated)
+        return username
+
     people: list[DemoPerson] = []
     grids_of: dict[str, list[str]] = defaultdict(list)
     for a in areas:
         if a.level == AreaLevel.GRID:
             grids_of[a.parent_code].append(a.code)
-    for c_code in sorted(grids_of):
+    for c_rank, c_code in enumerate(sorted(grids_of)):
         grids = sorted(grids_of[c_code])
         username, display = person()
+        if c_rank == 0:
+            username = demo_account(username, DEMO_LEADER_USERNAME)
         people.append(DemoPerson(username, display, GridStaff.Role.LEADER, tuple(grids)))
         i = 0
         while i < len(grids):
             size = int(rng.choice([1, 1, 2, 2, 2, 3]))
             username, display = person()
-            if not any(p.username == DEMO_WORKER_USERNAME for p in people):
-                # The demo's grid-worker login covers the first grids of the first community.
-                taken.discard(username)
-                username = DEMO_WORKER_USERNAME
+            if c_rank == 0 and i == 0:
+                username = demo_account(username, DEMO_WORKER_USERNAME)
+                size = max(size, 2)
             people.append(
                 DemoPerson(username, display, GridStaff.Role.WORKER, tuple(grids[i : i + size]))
             )
             i += size
     return people
+
+
+def workstation_code(community_code: str) -> str:
+    return f"{community_code}-{WORKSTATION_SUFFIX}"
+
+
+def command_center_code(area_code: str) -> str:
+    return f"{area_code}-{COMMAND_CENTER_SUFFIX}"
+
+
+def demo_departments(city: DemoCity) -> list[DemoDepartment]:
+    """The organisation of the demo district, parents before their units.
+
+    The district's command center and bureaus serve the district; each street
+    has a command center under the district's, each community a workstation
+    under its street's command center.
+    """
+    district = city.area(DISTRICT_CODE)
+    departments = [
+        DemoDepartment(
+            code=f"{DISTRICT_CODE}-{suffix}",
+            name=f"{district.name}{name}",
+            name_en=f"{district.name_en} {name_en}",
+            kind=(
+                Department.Kind.COMMAND_CENTER
+                if suffix == COMMAND_CENTER_SUFFIX
+                else Department.Kind.BUREAU
+            ),
+            area_code=DISTRICT_CODE,
+            parent_code=None,
+        )
+        for suffix, name, name_en in DISTRICT_DEPARTMENTS
+    ]
+    for street in city.level(AreaLevel.STREET):
+        departments.append(
+            DemoDepartment(
+                code=command_center_code(street.code),
+                name=f"{street.name}指挥中心",
+                name_en=f"{street.name_en} Command Center",
+                kind=Department.Kind.COMMAND_CENTER,
+                area_code=street.code,
+                parent_code=command_center_code(DISTRICT_CODE),
+            )
+        )
+    for community in city.level(AreaLevel.COMMUNITY):
+        departments.append(
+            DemoDepartment(
+                code=workstation_code(community.code),
+                name=f"{community.name}工作站",
+                name_en=f"{community.name_en} Workstation",
+                kind=Department.Kind.WORKSTATION,
+                area_code=community.code,
+                parent_code=command_center_code(community.parent_code),
+            )
+        )
+    return departments
+
+
+@dataclass(frozen=True)
+class DemoMembership:
+    username: str
+    role: str  # a Role code
+    area_code: str
+    department_code: str | None
+
+
+def demo_memberships(city: DemoCity) -> list[DemoMembership]:
+    """Every membership of the demo: field staff first, then the district's demo accounts.
+
+    A grid worker holds her role over each of her grids, not over her
+    community, so she sees those grids and nothing else; a grid leader holds
+    his over the community. Both act for the community's workstation. The
+    other demo accounts work for the whole district.
+    """
+    memberships = []
+    for p in city.people:
+        community = p.grid_codes[0][:12]
+        if p.role == GridStaff.Role.LEADER:
+            memberships.append(
+                DemoMembership(p.username, "grid_leader", community, workstation_code(community))
+            )
+        else:
+            memberships += [
+                DemoMembership(p.username, "grid_worker", code, workstation_code(community))
+                for code in p.grid_codes
+            ]
+    staff = {p.username for p in city.people}
+    for account in DEMO_ACCOUNTS:
+        if account.username in staff:
+            continue
+        department = f"{DISTRICT_CODE}-{account.department}" if account.department else None
+        memberships.append(
+            DemoMembership(account.username, account.role, DISTRICT_CODE, department)
+        )
+    return memberships
 
 
 # --- Writing to the database --------------------------------------------------------
@@ -700,15 +871,25 @@ class SeedResult:
     grids: int = 0
     buildings: int = 0
     people: int = 0
+    departments: int = 0
+    memberships: int = 0
+    # The demo accounts created here, which sign in with DEMO_PASSWORD.
+    accounts: tuple[str, ...] = ()
     existing_areas: int = 0
 
 
 def seed_demo_city(*, seed: int = DEMO_SEED, force: bool = False) -> SeedResult:
-    """Write the demo city: areas through the importer, then buildings, people and staff.
+    """Write the demo city and its organisation in one transaction.
+
+    Areas go through the importer; then buildings, people, grid staff,
+    departments and memberships. Departments, the demo accounts and their
+    memberships go through :mod:`accounts.services` (validated and audited one
+    by one); the generated field staff and their memberships, valid by
+    construction, are written in bulk and audited by one summary entry.
 
     Refuses (``created=False``) when areas exist, unless ``force``, which
-    first removes every area, building and grid assignment and the field staff
-    who had one. All of it happens in one transaction.
+    first removes every area, building, grid assignment, department and
+    membership, and the field staff who had a grid.
     """
     from .importer import import_feature_collection
 
@@ -717,8 +898,9 @@ def seed_demo_city(*, seed: int = DEMO_SEED, force: bool = False) -> SeedResult:
         existing = Area.objects.count()
         if existing and not force:
             return SeedResult(created=False, existing_areas=existing)
-        if existing:
-            _wipe()
+        removed_users = _wipe() if existing else 0
+        # The memberships below name the built-in roles.
+        sync_builtin_roles()
         import_feature_collection(city.feature_collection())
         ids = dict(Area.objects.filter(code__startswith=DISTRICT_CODE).values_list("code", "id"))
         Building.objects.bulk_create(
@@ -733,48 +915,184 @@ def seed_demo_city(*, seed: int = DEMO_SEED, force: bool = False) -> SeedResult:
             )
             for b in city.buildings
         )
-        users = _demo_users(city.people)
+        users, accounts = _users(city)
         GridStaff.objects.bulk_create(
             GridStaff(area_id=ids[code], user=users[p.username], role=p.role)
             for p in city.people
             for code in p.grid_codes
         )
-        _memberships(city.people, users, ids)
-    return SeedResult(
-        created=True,
-        areas=len(city.areas),
-        grids=len(city.level(AreaLevel.GRID)),
-        buildings=len(city.buildings),
-        people=len({p.username for p in city.people}),
-        existing_areas=existing,
-    )
+        memberships = demo_memberships(city)
+        organisation = demo_departments(city)
+        codes = {m.area_code for m in memberships} | {d.area_code for d in organisation}
+        areas = {a.code: a for a in Area.objects.filter(code__in=codes).defer("geometry")}
+        departments = _departments(organisation, areas)
+        _memberships(memberships, users=users, areas=areas, ids=ids, departments=departments)
+        result = SeedResult(
+            created=True,
+            areas=len(city.areas),
+            grids=len(city.level(AreaLevel.GRID)),
+            buildings=len(city.buildings),
+            people=len({p.username for p in city.people}),
+            departments=len(departments),
+            memberships=len(memberships),
+            accounts=tuple(accounts),
+            existing_areas=existing,
+        )
+        district = city.area(DISTRICT_CODE)
+        audit_log(
+            actor=None,
+            action="demo.seed",
+            object_type=Area._meta.label_lower,
+            object_id=str(ids[DISTRICT_CODE]),
+            object_repr=f"{district.name} ({district.code})",
+            detail={
+                "seed": seed,
+                "areas": result.areas,
+                "buildings": result.buildings,
+                "grid_staff": result.people,
+                "departments": result.departments,
+                "memberships": result.memberships,
+                "demo_accounts": list(result.accounts),
+                "replaced_areas": existing,
+                "removed_users": removed_users,
+            },
+        )
+    return result
 
 
-def _memberships(people: list[DemoPerson], users: dict, ids: dict[str, int]) -> None:
-    """Each grid worker and leader may see their community (a role over its subtree)."""
-    sync_builtin_roles()
-    roles = {r.code: r for r in Role.objects.filter(code__in=["grid_worker", "grid_leader"])}
-    wanted = {
-        (p.username, "grid_leader" if p.role == GridStaff.Role.LEADER else "grid_worker", code[:12])
-        for p in people
-        for code in p.grid_codes
-    }
-    Membership.objects.bulk_create(
-        [
-            Membership(user=users[username], role=roles[role], area_id=ids[community])
-            for username, role, community in sorted(wanted)
-        ],
-        ignore_conflicts=True,
-    )
+def _users(city: DemoCity) -> tuple[dict, list[str]]:
+    """The people and the demo accounts as users; returns them by username, and the new accounts.
 
+    An existing username is reused as it is, password included. A new demo
+    account is created through the user service and given DEMO_PASSWORD; the
+    other field staff are created in bulk and cannot sign in.
+    """
+    from accounts.services import user_create
 
-def _wipe() -> None:
-    """Remove the area tree and what hangs off it: staff, buildings, memberships, departments."""
     user_model = get_user_model()
-    field_staff = user_model.objects.filter(
-        grid_assignments__isnull=False, is_staff=False, is_superuser=False
-    ).values_list("pk", flat=True)
-    user_model.objects.filter(pk__in=list(field_staff)).delete()
+    names = {p.username: p.display_name for p in city.people}
+    wanted = [*names, *(a.username for a in DEMO_ACCOUNTS if a.username not in names)]
+    existing = set(
+        user_model.objects.filter(username__in=wanted).values_list("username", flat=True)
+    )
+    staff = []
+    for username, display in names.items():
+        if username in existing or username in DEMO_LOGINS:
+            continue
+        user = user_model(username=username, display_name=display)
+        user.set_unusable_password()
+        staff.append(user)
+    user_model.objects.bulk_create(staff)
+
+    created = []
+    demo_hash = ""
+    for account in DEMO_ACCOUNTS:
+        if account.username in existing:
+            continue
+        user = user_create(
+            username=account.username,
+            display_name=account.display_name or names[account.username],
+            actor=None,
+        )
+        # Hashed once for every account: Argon2 takes a good part of a second
+        # per hash, on purpose, and the demo has eleven accounts.
+        demo_hash = demo_hash or make_password(DEMO_PASSWORD)
+        _give_demo_password(user, demo_hash, is_staff=account.is_staff)
+        created.append(account.username)
+    users = {u.username: u for u in user_model.objects.filter(username__in=wanted)}
+    return users, created
+
+
+def _give_demo_password(user, encoded: str, *, is_staff: bool) -> None:
+    user.password = encoded
+    user.is_staff = is_staff
+    user.save(update_fields=["password", "is_staff"])
+    # Recorded as the password service records it: that it changed, never what to.
+    audit_log(
+        actor=None,
+        action="user.set_password",
+        obj=user,
+        before={"password": "unusable"},
+        after={"password": "changed"},
+        detail={"source": "seed_demo"},
+    )
+    if is_staff:
+        audit_log(
+            actor=None,
+            action="user.update",
+            obj=user,
+            before={"is_staff": False},
+            after={"is_staff": True},
+            detail={"source": "seed_demo"},
+        )
+
+
+def _departments(wanted: list[DemoDepartment], areas: dict[str, Area]) -> dict[str, Department]:
+    from accounts.services import department_create
+
+    created: dict[str, Department] = {}
+    for d in wanted:  # parents come first
+        created[d.code] = department_create(
+            code=d.code,
+            name=d.name,
+            name_en=d.name_en,
+            kind=d.kind,
+            area=areas[d.area_code],
+            parent=created[d.parent_code] if d.parent_code else None,
+            actor=None,
+        )
+    return created
+
+
+def _memberships(
+    wanted: list[DemoMembership],
+    *,
+    users: dict,
+    areas: dict[str, Area],
+    ids: dict[str, int],
+    departments: dict[str, Department],
+) -> None:
+    """The demo accounts' memberships through the service, the field staff's in bulk."""
+    from accounts.services import membership_create
+
+    roles = {r.code: r for r in Role.objects.filter(code__in={m.role for m in wanted})}
+    bulk = []
+    for m in wanted:
+        department = departments[m.department_code] if m.department_code else None
+        if m.username in DEMO_LOGINS:
+            membership_create(
+                user=users[m.username],
+                role=roles[m.role],
+                area=areas[m.area_code],
+                department=department,
+                actor=None,
+            )
+        else:
+            bulk.append(
+                Membership(
+                    user=users[m.username],
+                    role=roles[m.role],
+                    area_id=ids[m.area_code],
+                    department=department,
+                )
+            )
+    Membership.objects.bulk_create(bulk)
+
+
+def _wipe() -> int:
+    """Remove the area tree and what hangs off it: staff, buildings, memberships, departments.
+
+    Returns how many field-staff users went with it.
+    """
+    user_model = get_user_model()
+    field_staff = list(
+        user_model.objects.filter(
+            grid_assignments__isnull=False, is_staff=False, is_superuser=False
+        )
+        .values_list("pk", flat=True)
+        .distinct()
+    )
+    user_model.objects.filter(pk__in=field_staff).delete()
     GridStaff.objects.all().delete()
     Building.objects.all().delete()
     Membership.objects.all().delete()
@@ -791,50 +1109,81 @@ def _wipe() -> None:
             % {"kinds": ", ".join(map(str, kinds))}
         ) from None
     bump_area_version()
+    return len(field_staff)
 
 
-def _demo_users(people: list[DemoPerson]) -> dict:
-    """The people as users: existing usernames are reused, new ones cannot sign in.
+# --- The demo logins -------------------------------------------------------------------
 
-    Only the demo logins get :data:`DEMO_PASSWORD`, and only when they are
-    created here; an existing account keeps its password.
+
+@dataclass(frozen=True)
+class HeldRole:
+    """A role as a person holds it: where, and for which department."""
+
+    code: str
+    name: str
+    name_en: str
+    areas: tuple[str, ...]  # area names, by code
+    department: str = ""
+
+
+@dataclass(frozen=True)
+class DemoLogin:
+    username: str
+    password: str
+    display_name: str
+    roles: tuple[HeldRole, ...]
+    # An admin without a confirmed authenticator sets one up at the first sign-in.
+    two_factor_setup: bool = False
+
+
+def demo_logins() -> list[DemoLogin]:
+    """The demo accounts that are active and still accept DEMO_PASSWORD, with their roles.
+
+    In the order of :data:`DEMO_ACCOUNTS`; an account whose password was
+    changed, or that was made by someone else under a demo username, is left out.
     """
+    from accounts.roles import BUILTIN_ROLES
+    from accounts.two_factor import confirmed_device, two_factor_required
+
     user_model = get_user_model()
-    wanted = {p.username: p.display_name for p in people}
-    existing = {
-        u.username: u for u in user_model.objects.filter(username__in=[*wanted, *DEMO_LOGINS])
+    users = {
+        u.username: u for u in user_model.objects.filter(username__in=DEMO_LOGINS, is_active=True)
     }
-    demo_hash = make_password(DEMO_PASSWORD)
-    new = []
-    for username, display in wanted.items():
-        if username in existing:
+    accepted: dict[str, bool] = {}
+
+    def accepts(encoded: str) -> bool:
+        # Seeded accounts share one hash, so one (slow, Argon2) check covers all of them.
+        if encoded not in accepted:
+            accepted[encoded] = check_password(DEMO_PASSWORD, encoded)
+        return accepted[encoded]
+
+    users = {name: u for name, u in users.items() if accepts(u.password)}
+    rank = {spec["code"]: i for i, spec in enumerate(BUILTIN_ROLES)}
+    grouped: dict[int, dict[tuple, list[str]]] = defaultdict(lambda: defaultdict(list))
+    memberships = (
+        Membership.objects.filter(user__in=list(users.values()), is_active=True)
+        .select_related("role", "area", "department")
+        .order_by("area__code")
+    )
+    for m in memberships:
+        key = (m.role.code, m.role.name, m.role.name_en, m.department.name if m.department else "")
+        grouped[m.user_id][key].append(m.area.name)
+    logins = []
+    for name in DEMO_LOGINS:
+        user = users.get(name)
+        if user is None:
             continue
-        user = user_model(username=username, display_name=display, is_active=True)
-        if username in DEMO_LOGINS:
-            user.password = demo_hash
-        else:
-            user.set_unusable_password()
-        new.append(user)
-    if DEMO_ADMIN_USERNAME not in existing:
-        new.append(
-            user_model(
-                username=DEMO_ADMIN_USERNAME,
-                display_name="系统管理员",
-                is_staff=True,
-                is_superuser=True,
-                password=demo_hash,
+        held = sorted(grouped[user.pk].items(), key=lambda kv: (rank.get(kv[0][0], 99), kv[0]))
+        logins.append(
+            DemoLogin(
+                username=name,
+                password=DEMO_PASSWORD,
+                display_name=user.display_name,
+                roles=tuple(
+                    HeldRole(code, zh, en, tuple(areas), department)
+                    for (code, zh, en, department), areas in held
+                ),
+                two_factor_setup=two_factor_required(user) and confirmed_device(user) is None,
             )
         )
-    user_model.objects.bulk_create(new)
-    return {u.username: u for u in user_model.objects.filter(username__in=list(wanted))}
-
-
-def demo_logins() -> list[tuple[str, str]]:
-    """(username, password) of each demo login that exists and still has the demo password."""
-    user_model = get_user_model()
-    users = {u.username: u for u in user_model.objects.filter(username__in=DEMO_LOGINS)}
-    return [
-        (name, DEMO_PASSWORD)
-        for name in DEMO_LOGINS
-        if name in users and users[name].check_password(DEMO_PASSWORD)
-    ]
+    return logins

@@ -83,6 +83,32 @@ class Browsing:
                 page.click("form button.primary")
         assert "/accounts/login/" not in page.url, "signed in"
 
+    def mark_map_drawn(self) -> None:
+        """Mark the area polygons drawn now, so :meth:`wait_for_map_redraw` can tell new ones."""
+        self.page.evaluate(
+            "() => document.querySelectorAll('path.area-path')"
+            ".forEach((p) => p.setAttribute('data-stale', ''))"
+        )
+
+    def wait_for_map_redraw(self, count: int) -> None:
+        """Wait until the map has replaced every marked polygon with ``count`` new ones.
+
+        Fails with the map's status line when it could not load its data.
+        """
+        self.page.wait_for_function(
+            """(n) => {
+              const status = document.getElementById("map-status");
+              if (status && !status.hidden && status.classList.contains("error")) return true;
+              const paths = document.querySelectorAll("path.area-path");
+              return paths.length === n
+                && !Array.from(paths).some((p) => p.hasAttribute("data-stale"));
+            }""",
+            arg=count,
+        )
+        status = self.page.locator("#map-status")
+        failed = status.is_visible() and "error" in (status.get_attribute("class") or "")
+        assert not failed, status.inner_text()
+
     def screenshot(self, name: str) -> Path:
         path = SCREENSHOTS / f"civicgrid_{name}.png"
         self.page.screenshot(path=str(path))
@@ -113,7 +139,7 @@ def browsing(browser, live_server):
 
 @pytest.fixture
 def demo_city(transactional_db):
-    """The demo city, its staff and its two demo logins."""
+    """The demo city: areas, buildings, grid staff, departments and one demo account per role."""
     from geo.demo import seed_demo_city
 
     return seed_demo_city()

@@ -83,19 +83,22 @@ def test_grid_worker_sees_the_map_and_a_grid_card(demo_city, browsing):
     b.sign_in(DEMO_WORKER_USERNAME, DEMO_PASSWORD)
     own = GridStaff.objects.filter(
         user__username=DEMO_WORKER_USERNAME, role=GridStaff.Role.WORKER
-    ).select_related("area", "area__parent")
+    ).select_related("area")
     grid = own[0].area
-    community = grid.parent
 
     page = b.page
     page.goto(b.url("/geo/map/"))
-    # The worker may see their community: the map opens there with its grids drawn.
-    wait_for_panel(page, community.code)
-    wait_for_paths(page, len(children(community.code)))
+    # The worker may see her grids: the map opens on them (tests/browser/test_scoped_map.py
+    # checks that they are all she sees).
+    wait_for_panel(page, "")
+    wait_for_paths(page, len(own))
     assert page.locator("path.leaflet-interactive").count() > 0
 
+    b.mark_map_drawn()
     click_area(page, grid.code)
     wait_for_panel(page, grid.code)
+    # The map moves from her grids as a list to the grid among its visible siblings.
+    b.wait_for_map_redraw(len(own))
     card = page.locator("#area-card")
     assert card.get_attribute("data-code") == grid.code
     text = card.inner_text()
@@ -205,10 +208,11 @@ def test_narrow_screen_puts_the_tree_under_the_map(demo_city, browsing):
 
 
 def test_the_page_speaks_chinese_by_default_and_switches_to_english(demo_city, browsing):
+    grid = GridStaff.objects.filter(user__username=DEMO_WORKER_USERNAME).first().area
     b = browsing(locale="zh-CN")
     b.sign_in(DEMO_WORKER_USERNAME, DEMO_PASSWORD)
     page = b.page
-    page.goto(b.url("/geo/map/"))
+    page.goto(b.url(f"/geo/map/?area={grid.code}"))
     page.wait_for_selector(AREA_PATHS)
     assert page.locator("html").get_attribute("lang") == "zh-hans"
     assert "户数" in page.locator("#area-card").inner_text()
@@ -223,8 +227,7 @@ def test_the_page_speaks_chinese_by_default_and_switches_to_english(demo_city, b
 
 
 def test_topology_problems_are_drawn(demo_city, browsing):
-    from geo.geometry import measure
-    from geo.versioning import bump_area_version
+    from geo.testing import reshape_area
 
     district_reader()
     community = Area.objects.filter(level=AreaLevel.COMMUNITY).order_by("code").first()
@@ -240,17 +243,7 @@ def test_topology_problems_are_drawn(demo_city, browsing):
 
     # Grow one grid over its neighbour: an overlap between siblings.
     first, second = children(community.code)[:2]
-    grown = first.shape.union(second.shape.buffer(-0.0002))
-    m = measure(grown)
-    Area.objects.filter(pk=first.pk).update(
-        geometry=m.wkb,
-        min_lng=m.min_lng,
-        min_lat=m.min_lat,
-        max_lng=m.max_lng,
-        max_lat=m.max_lat,
-        area_m2=m.area_m2,
-    )
-    bump_area_version()
+    reshape_area(first.code, first.shape.union(second.shape.buffer(-0.0002)))
     page.uncheck("#toggle-topology")
     page.check("#toggle-topology")
     page.wait_for_selector('path[fill="url(#cg-hatch-overlap)"]')

@@ -1,12 +1,31 @@
+import unicodedata
+
 from django.core.management.base import BaseCommand
 
-from accounts.models import User
-from accounts.two_factor import confirmed_device, two_factor_required
-from geo.demo import demo_logins
+from geo.demo import DEMO_PASSWORD, demo_logins
+
+HEADINGS = ("username", "password", "role", "department", "scope")
+TWO_FACTOR_MARK = " *"
+TWO_FACTOR_NOTE = (
+    "* An administrator: sets up two-factor sign-in with an authenticator app (TOTP) "
+    "at the first sign-in."
+)
+
+
+def _width(text: str) -> int:
+    # Chinese characters take two columns in a terminal.
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+
+def _pad(text: str, width: int) -> str:
+    return text + " " * (width - _width(text))
 
 
 class Command(BaseCommand):
-    help = "Print where CivicGrid is served and the demo accounts that can sign in."
+    help = (
+        "Print where CivicGrid is served and the demo accounts that still sign in with the "
+        "demo password: username, password, role and scope of each."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("--url", default="http://127.0.0.1:8000")
@@ -15,13 +34,27 @@ class Command(BaseCommand):
         logins = demo_logins()
         self.stdout.write(f"CivicGrid: {url}")
         if not logins:
-            self.stdout.write("No demo account with the demo password exists.")
+            self.stdout.write("No demo account signs in with the demo password.")
             return
-        width = max(len(name) for name, _password in logins)
-        self.stdout.write("Demo sign-in (username / password):")
-        for name, password in logins:
-            user = User.objects.get(username=name)
-            note = ""
-            if two_factor_required(user) and confirmed_device(user) is None:
-                note = "  (an administrator: sets up two-factor sign-in with an authenticator app first)"
-            self.stdout.write(f"  {name.ljust(width)}  {password}{note}")
+        rows = []
+        for login in logins:
+            mark = TWO_FACTOR_MARK if login.two_factor_setup else ""
+            held_roles = login.roles or [None]
+            for i, held in enumerate(held_roles):
+                first = i == 0
+                rows.append(
+                    (
+                        login.username + mark if first else "",
+                        login.password if first else "",
+                        f"{held.name} {held.name_en}" if held else "-",
+                        held.department if held and held.department else "-",
+                        "、".join(held.areas) if held else "-",
+                    )
+                )
+        widths = [max(_width(row[c]) for row in [HEADINGS, *rows]) for c in range(len(HEADINGS))]
+        self.stdout.write(f"Demo accounts (password {DEMO_PASSWORD}):")
+        for row in [HEADINGS, tuple("-" * w for w in widths), *rows]:
+            cells = [_pad(cell, w) for cell, w in zip(row, widths, strict=True)]
+            self.stdout.write("  " + "  ".join(cells).rstrip())
+        if any(login.two_factor_setup for login in logins):
+            self.stdout.write(TWO_FACTOR_NOTE)

@@ -1,5 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
+from core.errors import DomainError
 from geo.demo import DEMO_SEED, seed_demo_city
 from geo.models import Area
 
@@ -7,7 +8,8 @@ from geo.models import Area
 class Command(BaseCommand):
     help = (
         "Load the demo city (云溪区, a fictional district: 3 streets, about 10 communities, "
-        "about 300 grids, buildings and grid staff), deterministic from --seed."
+        "about 300 grids, buildings, grid staff, departments and one demo account per role), "
+        "deterministic from --seed."
     )
 
     def add_arguments(self, parser):
@@ -21,7 +23,10 @@ class Command(BaseCommand):
         group.add_argument(
             "--force",
             action="store_true",
-            help="remove every area, building, grid assignment and field-staff user first",
+            help=(
+                "remove every area, building, grid assignment, department, membership and "
+                "field-staff user first"
+            ),
         )
 
     def handle(self, *args, seed: int, if_empty: bool, force: bool, **options):
@@ -35,7 +40,12 @@ class Command(BaseCommand):
                 f"The database already holds {existing} areas. Use --force to replace them "
                 "with the demo city, or --if-empty to leave them."
             )
-        result = seed_demo_city(seed=seed, force=force)
+        try:
+            result = seed_demo_city(seed=seed, force=force)
+        except DomainError as exc:
+            raise CommandError(
+                f"The demo city was not loaded, nothing was written: {exc}"
+            ) from None
         if not result.created:
             raise CommandError(
                 f"The database already holds {result.existing_areas} areas; nothing was written."
@@ -44,6 +54,8 @@ class Command(BaseCommand):
         self.stdout.write(
             self.style.SUCCESS(
                 f"Demo city loaded from seed {seed}{replaced}: {result.areas} areas of which "
-                f"{result.grids} grids, {result.buildings} buildings, {result.people} grid staff."
+                f"{result.grids} grids, {result.buildings} buildings, {result.people} grid staff, "
+                f"{result.departments} departments, {result.memberships} memberships, "
+                f"{len(result.accounts)} new demo accounts (manage.py demo_logins lists them)."
             )
         )
