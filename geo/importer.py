@@ -33,6 +33,7 @@ from django.utils.translation import ngettext
 from shapely.geometry.base import BaseGeometry
 from tqdm import tqdm
 
+from accounts.audit import audit_log
 from core.errors import DomainError
 
 from . import geometry as geo
@@ -240,6 +241,9 @@ class ImportReport:
     updated: Counter = field(default_factory=Counter)
     unchanged: Counter = field(default_factory=Counter)
     repaired: list[RepairedFeature] = field(default_factory=list)
+    # Codes written, for the audit entry (the counts above are what people read).
+    created_codes: list[str] = field(default_factory=list)
+    updated_codes: list[str] = field(default_factory=list)
 
     @property
     def total_created(self) -> int:
@@ -1041,10 +1045,12 @@ def _write(rows: list[_Row], stored: dict[str, _Stored], report: ImportReport, b
             parent_id = id_by_code[row.parent_code] if row.parent_code else None
             if old is None:
                 report.created[slug] += 1
+                report.created_codes.append(row.code)
                 if not report.dry_run:
                     creates.append(Area(parent_id=parent_id, **values))
             else:
                 report.updated[slug] += 1
+                report.updated_codes.append(row.code)
                 if not report.dry_run:
                     updates.append(Area(pk=old.id, parent_id=parent_id, updated_at=now, **values))
         if report.dry_run:
@@ -1086,6 +1092,7 @@ def areas_import(
     source_name: str = "",
     tolerance: float = OUTSIDE_TOLERANCE,
     scope: Sequence[str] | None = None,
+    actor=None,
 ) -> ImportReport:
     """Check every record, then create or update the areas in one transaction.
 
@@ -1105,6 +1112,9 @@ def areas_import(
     lists each in the report with the area gained or lost. ``dry_run`` checks
     and reports without writing. Records may come in any order (parents after
     children); a record without a boundary keeps the one stored.
+
+    A written import is one audit entry by ``actor`` (None: the system) with the
+    codes it created and updated, in the same transaction as the write.
     """
     try:
         crs = check_crs(crs)
@@ -1170,7 +1180,31 @@ def areas_import(
         _write(rows, stored, report, bar)
         if report.written:
             bump_area_version()
+            _audit_import(report, actor)
     return report
+
+
+# An import may touch tens of thousands of areas: the audit entry names them
+# up to this many and counts the rest.
+AUDIT_CODES_LIMIT = 1000
+
+
+def _audit_import(report: ImportReport, actor) -> None:
+    def listed(codes: list[str]) -> dict:
+        return {"codes": codes[:AUDIT_CODES_LIMIT], "count": len(codes)}
+
+    audit_log(
+        actor=actor,
+        action="area.import",
+        object_type=Area._meta.label_lower,
+        object_repr=(report.source_name or "import")[:200],
+        after={"created": listed(report.created_codes), "updated": listed(report.updated_codes)},
+        detail={
+            "crs": report.crs,
+            "repaired": [r.code for r in report.repaired],
+            "totals": {"created": report.total_created, "updated": report.total_updated},
+        },
+    )
 
 
 def _check_scope(records: Sequence[AreaRecord], prefixes: tuple[str, ...], source_name) -> None:
@@ -1196,6 +1230,7 @@ def import_feature_collection(
     tolerance: float = OUTSIDE_TOLERANCE,
     progress: bool = False,
     source_name: str = "",
+    actor=None,
 ) -> ImportReport:
     """Import a parsed GeoJSON FeatureCollection (see :func:`areas_import`)."""
     records = records_from_feature_collection(fc, source_name=source_name)
@@ -1207,6 +1242,7 @@ def import_feature_collection(
         progress=progress,
         source_name=source_name,
         tolerance=tolerance,
+        actor=actor,
     )
 
 

@@ -8,6 +8,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from accounts.audit import audit_log
 from core.errors import DomainError
 
 from .geometry import BOUNDARY_FIELDS, measure, normalize
@@ -18,7 +19,7 @@ from .versioning import bump_area_version
 _MEASURED_FIELDS = [*BOUNDARY_FIELDS, "households", "population"]
 
 
-def grids_partition_accept(*, community: Area, plan: PartitionPlan) -> list[Area]:
+def grids_partition_accept(*, community: Area, plan: PartitionPlan, actor=None) -> list[Area]:
     """Replace the grids of ``community`` by those of ``plan``, in one transaction.
 
     A grid whose code the plan reuses is updated in place, so it keeps its id
@@ -27,7 +28,8 @@ def grids_partition_accept(*, community: Area, plan: PartitionPlan) -> list[Area
     that still has staff is refused, naming them: staff are reassigned by a
     person, never silently. Every building of the community is put in the grid
     that holds it, and each grid's households and people are summed from its
-    buildings. Returns the community's grids in code order.
+    buildings. Returns the community's grids in code order. The change is one
+    audit entry by ``actor`` (None: the system) with the grids before and after.
     """
     if community.level != AreaLevel.COMMUNITY:
         message = _("%(code)s is not a community.") % {"code": community.code}
@@ -115,6 +117,18 @@ def grids_partition_accept(*, community: Area, plan: PartitionPlan) -> list[Area
         if doomed:
             Area.objects.filter(pk__in=[grid.pk for grid in doomed]).delete()
         bump_area_version()
+        audit_log(
+            actor=actor,
+            action="grid.partition",
+            obj=community,
+            before={"grids": sorted(existing)},
+            after={
+                "grids": list(plan.codes),
+                "households": [int(h) for h in households],
+                "created": sorted(grid.code for grid in created),
+                "deleted": sorted(grid.code for grid in doomed),
+            },
+        )
     return list(Area.objects.filter(parent=community, level=AreaLevel.GRID).order_by("code"))
 
 

@@ -337,6 +337,7 @@ class AreaImportView(APIView):
             dry_run=_bool(options.get("dry_run"), "dry_run"),
             source_name=source_name,
             scope=scope_prefixes(request.user, IMPORT_AREA),
+            actor=request.user,
         )
         code = status.HTTP_201_CREATED if report.written else status.HTTP_200_OK
         return Response(report.as_dict(), status=code)

@@ -75,7 +75,7 @@ def _accept(*, community, plan, user):
     # below undo the write. By construction every grid code extends the
     # community's, so the check holds — it is here so that it keeps holding.
     with transaction.atomic():
-        grids = grids_partition_accept(community=community, plan=plan)
+        grids = grids_partition_accept(community=community, plan=plan, actor=user)
         inside = scope_test(user, PARTITION_AREA)
         outside = [grid.code for grid in grids if not inside(grid.code)]
         if outside:

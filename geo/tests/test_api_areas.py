@@ -11,7 +11,7 @@ from django.urls import reverse
 from django.utils import translation
 from rest_framework.test import APIClient
 
-from accounts.models import Membership, Role, User
+from accounts.models import AuditEntry, Membership, Role, User
 from accounts.roles import sync_builtin_roles
 from accounts.testing import verified_login
 from geo.importer import import_feature_collection
@@ -221,9 +221,15 @@ def test_admin_imports_a_file_then_the_same_file_changes_nothing(admin_api):
     assert report["created"] == {"district": 1, "street": 1, "community": 2, "grid": 8}
     assert report["written"] and report["source"] == "city.geojson"
     assert Area.objects.count() == 12 and current_area_version() > version
+    entry = AuditEntry.objects.get(action="area.import")
+    assert entry.actor_username == "gis-admin" and entry.object_repr == "city.geojson"
+    assert entry.after["created"]["count"] == 12
+    assert "11010500100101" in entry.after["created"]["codes"]
     again = admin_api.post(url, {"file": upload("city.geojson", SMALL_CITY.read_bytes())})
     assert again.status_code == 200
     assert again.json()["totals"] == {"created": 0, "updated": 0, "unchanged": 12}
+    # Nothing written, nothing to audit.
+    assert AuditEntry.objects.filter(action="area.import").count() == 1
 
 
 def test_import_options_and_a_csv_division_list(admin_api):

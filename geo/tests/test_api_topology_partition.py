@@ -9,7 +9,7 @@ from django.urls import reverse
 from django.utils import translation
 from rest_framework.test import APIClient
 
-from accounts.models import Membership, Role, User
+from accounts.models import AuditEntry, Membership, Role, User
 from accounts.roles import sync_builtin_roles
 from accounts.testing import verified_login
 from geo.geometry import measure
@@ -171,6 +171,10 @@ def test_accept_writes_the_grids(admin_api, buildings):
     assert Area.objects.get(code=f"{COMMUNITY}01").pk == kept
     assert not Building.objects.filter(community=buildings, grid=None).exists()
     assert check_topology(root=buildings) == []
+    entry = AuditEntry.objects.get(action="grid.partition")
+    assert entry.actor_username == "gis-admin" and entry.object_id == str(buildings.pk)
+    assert entry.before["grids"] == [f"{COMMUNITY}{n:02d}" for n in range(1, 5)]
+    assert entry.after["grids"] == codes
     # The same request again changes nothing.
     again = admin_api.post(url(), {"households_per_grid": 300, "accept": True}, format="json")
     assert again.status_code == 201 and grid_codes() == codes
