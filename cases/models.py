@@ -1,14 +1,16 @@
-"""Case categories, their time limits and their routing to departments."""
+"""Case categories, their time limits, their routing to departments, and the cases."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from accounts.scopes import RestrictedQuerySet
@@ -236,3 +238,221 @@ class RoutingRule(TimeStampedModel):
     def __str__(self) -> str:
         what = self.category.code if self.category_id else "*"
         return f"{what} @ {self.area.code} → {self.department}"
+
+
+# --- the case record ------------------------------------------------------------------
+
+
+class Source(models.TextChoices):
+    GRID_WORKER = "grid_worker", _("grid worker")  # 自行上报
+    HOTLINE = "hotline", _("hotline")  # 12345 热线
+    PORTAL = "portal", _("public portal")
+    API = "api", _("API")
+    OPEN311 = "open311", _("Open311")
+
+
+class CaseState(models.TextChoices):
+    """The states of cases/workflow.py's transition table (see docs/cases.md)."""
+
+    REPORTED = "reported", _("reported")  # 上报
+    VERIFYING = "verifying", _("verifying")  # 核实中
+    FILED = "filed", _("filed")  # 立案
+    DISPATCHED = "dispatched", _("dispatched")  # 派遣
+    ACCEPTED = "accepted", _("accepted")  # 签收
+    HANDLED = "handled", _("handled")  # 处置反馈, awaiting the on-site check
+    CHECKING = "checking", _("checked, closing")  # 核查通过, awaiting 结案
+    CLOSED = "closed", _("closed")  # 结案
+    VOIDED = "voided", _("voided")  # 作废
+    MERGED = "merged", _("merged")  # 合并
+    ESCALATED = "escalated", _("escalated")  # 上报上级
+    SUSPENDED = "suspended", _("suspended")  # 挂账
+
+
+class CaseQuerySet(RestrictedQuerySet):
+    pass
+
+
+class Case(models.Model):
+    """One problem, from report to close.
+
+    Personal data: ``reporter_name``, ``reporter_phone`` and ``reporter_email``
+    identify a caller or resident. They are kept until the retention period
+    (N days after the case closes) ends and are then purged by a sweep (a
+    later issue); lists, exports and the timeline never carry them.
+
+    ``version`` grows by one with every transition; each transition is one
+    conditional UPDATE on (state, version), so a stale writer changes nothing
+    (cases.services).
+    """
+
+    number = models.CharField(_("number"), max_length=24, unique=True)
+    kind = models.CharField(_("kind"), max_length=10, choices=Kind.choices)
+    category = models.ForeignKey(
+        Category, on_delete=models.PROTECT, related_name="cases", verbose_name=_("category")
+    )
+    urgency = models.CharField(
+        _("urgency"), max_length=10, choices=Urgency.choices, default=Urgency.NORMAL
+    )
+    area = models.ForeignKey(
+        "geo.Area", on_delete=models.PROTECT, related_name="cases", verbose_name=_("grid")
+    )
+    # The level of the area now responsible: the grid, or one above it after escalation.
+    level = models.PositiveSmallIntegerField(_("handling level"), default=5)
+    state = models.CharField(
+        _("state"), max_length=12, choices=CaseState.choices, default=CaseState.REPORTED
+    )
+    version = models.PositiveIntegerField(_("version"), default=1)
+    description = models.TextField(_("description"))
+    lat = models.FloatField(_("latitude"))
+    lng = models.FloatField(_("longitude"))
+    address = models.CharField(_("address"), max_length=300, blank=True)
+    source = models.CharField(_("source"), max_length=12, choices=Source.choices)
+    reporter = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="reported_cases",
+        verbose_name=_("reporter"),
+    )
+    reporter_name = models.CharField(_("reporter's name"), max_length=100, blank=True)
+    reporter_phone = models.CharField(_("reporter's phone"), max_length=32, blank=True)
+    reporter_email = models.EmailField(_("reporter's e-mail"), blank=True)
+    # Who entered the report (a clerk for a hotline call); with the key, a retried
+    # report finds the case its first attempt made.
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="entered_cases",
+        verbose_name=_("entered by"),
+    )
+    idempotency_key = models.CharField(_("idempotency key"), max_length=100, blank=True)
+    department = models.ForeignKey(
+        "accounts.Department",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="cases",
+        verbose_name=_("department"),
+    )
+    merged_into = models.ForeignKey(
+        "self",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="duplicates",
+        verbose_name=_("merged into"),
+    )
+    step = models.CharField(_("step"), max_length=10, choices=Step.choices, blank=True)
+    step_started_at = models.DateTimeField(_("step started"), null=True, blank=True)
+    step_deadline = models.DateTimeField(_("step deadline"), null=True, blank=True)
+    deadline = models.DateTimeField(_("overall deadline"), null=True, blank=True)
+    step_overdue = models.BooleanField(_("step overdue"), default=False)
+    overdue = models.BooleanField(_("ever overdue"), default=False)
+    # Where a suspended case goes back to, and since when its clock is paused.
+    suspended_from = models.CharField(
+        _("suspended from"), max_length=12, choices=CaseState.choices, blank=True
+    )
+    suspended_at = models.DateTimeField(_("suspended at"), null=True, blank=True)
+    rework_count = models.PositiveIntegerField(_("reworks"), default=0)
+    send_back_count = models.PositiveIntegerField(_("send-backs"), default=0)
+    closed_at = models.DateTimeField(_("closed at"), null=True, blank=True)
+    created_at = models.DateTimeField(_("created"), default=timezone.now)
+    updated_at = models.DateTimeField(_("updated"), default=timezone.now)
+
+    objects = CaseQuerySet.as_manager()
+    scope_path = "area__code"
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = _("case")
+        verbose_name_plural = _("cases")
+        indexes = [
+            models.Index(fields=["state", "step_deadline"], name="cases_case_state_due"),
+            models.Index(fields=["area", "state"], name="cases_case_area_state"),
+            models.Index(fields=["department", "state"], name="cases_case_dept_state"),
+            models.Index(fields=["created_at", "id"], name="cases_case_created_id"),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["created_by", "idempotency_key"],
+                condition=~Q(idempotency_key=""),
+                name="cases_case_idempotency",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.number
+
+
+class CaseEventIsAppendOnly(Exception):
+    """Raised on any attempt to change or remove a timeline entry through the ORM."""
+
+
+class CaseEventQuerySet(models.QuerySet):
+    def update(self, **kwargs):
+        raise CaseEventIsAppendOnly("timeline entries cannot be updated")
+
+    def delete(self):
+        raise CaseEventIsAppendOnly("timeline entries cannot be deleted")
+
+
+class CaseEvent(models.Model):
+    """One entry of a case's timeline: an action, who took it, and the state it moved.
+
+    Append-only, like accounts.AuditEntry: the actor is kept as id and username
+    rather than a foreign key, so removing a user never rewrites a timeline.
+    """
+
+    case = models.ForeignKey(
+        Case, on_delete=models.PROTECT, related_name="events", verbose_name=_("case")
+    )
+    at = models.DateTimeField(_("time"), default=timezone.now)
+    actor_id = models.BigIntegerField(_("actor id"), null=True, blank=True)
+    actor_username = models.CharField(_("actor"), max_length=150, blank=True)
+    role = models.CharField(_("role"), max_length=40, blank=True)
+    action = models.CharField(_("action"), max_length=20)
+    from_state = models.CharField(_("from"), max_length=12, blank=True)
+    to_state = models.CharField(_("to"), max_length=12)
+    note = models.TextField(_("note"), blank=True)
+    deadline = models.DateTimeField(_("deadline at that moment"), null=True, blank=True)
+    data = models.JSONField(_("data"), default=dict, blank=True)
+
+    objects = CaseEventQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["case", "at", "id"]
+        verbose_name = _("timeline entry")
+        verbose_name_plural = _("timeline entries")
+        indexes = [models.Index(fields=["case", "at", "id"], name="cases_event_case_at")]
+
+    def __str__(self) -> str:
+        return f"{self.case_id} {self.action} {self.from_state}→{self.to_state}"
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise CaseEventIsAppendOnly("timeline entries cannot be changed once written")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise CaseEventIsAppendOnly("timeline entries cannot be deleted")
+
+
+class DailyCounter(models.Model):
+    """The last serial handed out for one kind of case on one local date."""
+
+    date = models.DateField(_("date"))
+    kind = models.CharField(_("kind"), max_length=10, choices=Kind.choices)
+    last = models.PositiveIntegerField(_("last serial"), default=0)
+
+    class Meta:
+        verbose_name = _("daily case counter")
+        verbose_name_plural = _("daily case counters")
+        constraints = [
+            models.UniqueConstraint(fields=["date", "kind"], name="cases_dailycounter_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.date} {self.kind} {self.last}"

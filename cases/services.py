@@ -1,0 +1,700 @@
+"""Writes of cases: the report, and every workflow transition through one guarded core.
+
+Each transition is one conditional UPDATE on (pk, state, version): of two
+callers holding the same version exactly one changes the row; the other gets
+:class:`CaseConflict` (HTTP 409) with the state and version it should reload.
+The timeline entry and the audit entry are written in the same transaction.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from accounts.audit import audit_log
+from accounts.models import Department, Membership
+from core.errors import Conflict, DomainError, NotFound
+from geo.index import locate
+from geo.models import Area, AreaLevel
+
+from . import workflow
+from .models import (
+    Case,
+    CaseEvent,
+    CaseState,
+    Category,
+    DailyCounter,
+    Kind,
+    Source,
+    Urgency,
+)
+from .selectors import route_department, step_deadline
+from .workflow import Action
+
+KIND_LETTER = {Kind.EVENT: "E", Kind.COMPONENT: "C"}
+DEFAULT_REOPEN_DAYS = 7
+
+
+class CaseActionDenied(DomainError):
+    """The actor holds no role that may take this action on this case (HTTP 403)."""
+
+    status_code = 403
+    code = "permission_denied"
+
+
+class InvalidTransition(DomainError):
+    code = "invalid_transition"
+
+
+class CaseConflict(Conflict):
+    """The case moved on since the caller read it; ``state`` and ``version`` are its current ones."""
+
+    def __init__(self, *, state: str, version: int):
+        message = _(
+            "This case was changed meanwhile: it is now %(state)s (version %(version)s). "
+            "Reload it and try again."
+        ) % {"state": state, "version": version}
+        super().__init__(
+            message,
+            errors={"non_field_errors": [message], "state": [state], "version": [str(version)]},
+        )
+        self.state = state
+        self.version = version
+
+
+# --- numbers ------------------------------------------------------------------------
+
+
+def next_daily_serial(*, day: date, kind: str) -> int:
+    """The next serial of ``kind`` on ``day``: 1, 2, 3 … with no gap and no repeat.
+
+    Call it inside the transaction that uses the number, so a rolled-back
+    report gives its serial back. The conditional increment holds the
+    counter's row lock (PostgreSQL) or the database's write lock (SQLite,
+    whose transactions begin IMMEDIATE) until that transaction ends.
+    """
+    for _attempt in range(3):
+        counter = DailyCounter.objects.filter(date=day, kind=kind)
+        if counter.update(last=F("last") + 1):
+            return counter.values_list("last", flat=True).get()
+        try:
+            with transaction.atomic():
+                DailyCounter.objects.create(date=day, kind=kind, last=1)
+            return 1
+        except IntegrityError:
+            # Another transaction inserted the day's row first: increment it.
+            continue
+    raise RuntimeError(f"could not take a serial for {kind} on {day}")
+
+
+def case_number(*, kind: str, category_code: str, day: date, serial: int) -> str:
+    """E0101202611290007: kind letter, class code, local date, daily serial."""
+    return f"{KIND_LETTER[kind]}{category_code}{day:%Y%m%d}{serial:04d}"
+
+
+# --- who may act --------------------------------------------------------------------
+
+
+def acting_role(*, actor, case: Case | None, area: Area, roles: frozenset[str]) -> str:
+    """The code of a role ``actor`` holds over ``area`` among ``roles``, else CaseActionDenied.
+
+    A membership counts when its area subtree holds ``area``; for a role that
+    acts for a department, only when that department is the case's; for a
+    case escalated upwards, only when the membership sits at the level now
+    responsible or above it. Superusers answer ``"superuser"``.
+    """
+    if actor is None or not getattr(actor, "is_authenticated", False) or not actor.is_active:
+        raise CaseActionDenied(_("Sign in to act on cases."))
+    if actor.is_superuser:
+        return "superuser"
+    rows = Membership.objects.filter(user=actor, is_active=True, role__code__in=roles).values_list(
+        "role__code", "role__needs_department", "area__code", "area__level", "department_id"
+    )
+    # Sorted so that the role named in the timeline does not depend on row order.
+    for role, needs_department, code, level, department_id in sorted(
+        rows, key=lambda r: (r[0], r[2])
+    ):
+        prefix = code[:4] if level == AreaLevel.CITY else code
+        if not area.code.startswith(prefix):
+            continue
+        if case is not None:
+            if needs_department and department_id != case.department_id:
+                continue
+            if case.state == CaseState.ESCALATED and level > case.level:
+                continue
+        return role
+    raise CaseActionDenied(_("You may not do this to this case."))
+
+
+# --- deadlines ----------------------------------------------------------------------
+
+
+def _calendar():
+    from core.calendar_store import work_calendar
+
+    return work_calendar()
+
+
+def _step_fields(*, category: Category, urgency: str, state: str, start: datetime, calendar):
+    step = workflow.STATE_STEP.get(state, "")
+    deadline = (
+        step_deadline(category=category, step=step, urgency=urgency, start=start, calendar=calendar)
+        if step
+        else None
+    )
+    return {
+        "step": step,
+        "step_started_at": start if step else None,
+        "step_deadline": deadline,
+        "step_overdue": False,
+    }
+
+
+def _overall_deadline(*, category: Category, urgency: str, start: datetime, calendar):
+    """The main path's limits one after another from ``start``; None when no step has one."""
+    moment, limited = start, False
+    for step in workflow.MAIN_PATH_STEPS:
+        due = step_deadline(
+            category=category, step=step, urgency=urgency, start=moment, calendar=calendar
+        )
+        if due is not None:
+            moment, limited = due, True
+    return moment if limited else None
+
+
+def _resumed(deadline: datetime | None, *, paused_at: datetime, now: datetime, calendar):
+    """``deadline`` moved on by the working time that passed while the clock was paused."""
+    if deadline is None:
+        return None
+    left = calendar.working_seconds_between(paused_at, deadline)
+    if left <= 0:
+        return deadline
+    return calendar.add_working_hours(now, left / 3600)
+
+
+# --- report -------------------------------------------------------------------------
+
+
+def _report_problems(
+    *, category, urgency, source, description, reporter_email, idempotency_key
+) -> dict[str, list[str]]:
+    errors: dict[str, list[str]] = {}
+    if not isinstance(category, Category) or category.parent_id is None:
+        errors["category"] = [_("Choose a minor class.")]
+    elif not category.is_active:
+        errors["category"] = [_("This class is no longer in use.")]
+    if urgency not in Urgency.values:
+        errors["urgency"] = [_("Unknown urgency.")]
+    if source not in Source.values:
+        errors["source"] = [_("Unknown source.")]
+    if not (description or "").strip():
+        errors["description"] = [_("Describe the problem.")]
+    if reporter_email:
+        try:
+            validate_email(reporter_email)
+        except ValidationError:
+            errors["reporter_email"] = [_("Enter a valid e-mail address.")]
+    if idempotency_key is not None and len(idempotency_key) > 100:
+        errors["idempotency_key"] = [_("An idempotency key has at most 100 characters.")]
+    return errors
+
+
+def _first_with_key(actor, key: str) -> Case | None:
+    if not key or actor is None or not getattr(actor, "is_authenticated", False):
+        return None
+    return Case.objects.filter(created_by=actor, idempotency_key=key).first()
+
+
+def case_report(
+    *,
+    actor,
+    category: Category,
+    lat,
+    lng,
+    description: str,
+    source: str,
+    urgency: str = Urgency.NORMAL,
+    address: str = "",
+    reporter=None,
+    reporter_name: str = "",
+    reporter_phone: str = "",
+    reporter_email: str = "",
+    idempotency_key: str | None = None,
+) -> Case:
+    """Record a reported problem: locate its grid, route it, set its deadlines, number it.
+
+    A retried call with the same ``idempotency_key`` from the same actor
+    returns the case the first call made, whatever else it carries.
+    """
+    key = (idempotency_key or "").strip()
+    first = _first_with_key(actor, key)
+    if first is not None:
+        return first
+    errors = _report_problems(
+        category=category,
+        urgency=urgency,
+        source=source,
+        description=description,
+        reporter_email=reporter_email,
+        idempotency_key=key,
+    )
+    if errors:
+        raise DomainError(_("The report is not valid."), errors=errors)
+    where = locate(lat, lng)
+    if where.outside:
+        message = _("This point lies outside every grid.")
+        raise DomainError(message, errors={"lat": [message], "lng": [message]})
+    grid = Area.objects.get(code=where.grid.code)
+    role = acting_role(actor=actor, case=None, area=grid, roles=workflow.REPORT_ROLES)
+    if reporter is None and source == Source.GRID_WORKER:
+        reporter = actor
+    suggested = route_department(category=category, area=grid)
+    calendar = _calendar()
+    now = timezone.now()
+    state = CaseState.REPORTED
+    try:
+        with transaction.atomic():
+            day = timezone.localdate(now)
+            serial = next_daily_serial(day=day, kind=category.kind)
+            case = Case.objects.create(
+                number=case_number(
+                    kind=category.kind, category_code=category.code, day=day, serial=serial
+                ),
+                kind=category.kind,
+                category=category,
+                urgency=urgency,
+                area=grid,
+                level=AreaLevel.GRID,
+                state=state,
+                description=description.strip(),
+                lat=float(lat),
+                lng=float(lng),
+                address=address.strip(),
+                source=source,
+                reporter=reporter,
+                reporter_name=reporter_name.strip(),
+                reporter_phone=reporter_phone.strip(),
+                reporter_email=reporter_email.strip(),
+                created_by=actor,
+                idempotency_key=key,
+                deadline=_overall_deadline(
+                    category=category, urgency=urgency, start=now, calendar=calendar
+                ),
+                created_at=now,
+                updated_at=now,
+                **_step_fields(
+                    category=category, urgency=urgency, state=state, start=now, calendar=calendar
+                ),
+            )
+            data = {"source": source, "grid": grid.code}
+            if suggested is not None:
+                data["suggested_department"] = suggested.code
+            _append_event(
+                case=case,
+                actor=actor,
+                role=role,
+                action="report",
+                from_state="",
+                to_state=state,
+                note="",
+                at=now,
+                data=data,
+            )
+            audit_log(
+                actor=actor,
+                action="case.report",
+                obj=case,
+                role=role,
+                after={"state": state, "version": case.version, **data},
+            )
+    except IntegrityError:
+        # A retry that raced its first attempt: the first one's case stands.
+        first = _first_with_key(actor, key)
+        if first is not None:
+            return first
+        raise
+    return case
+
+
+def _append_event(*, case, actor, role, action, from_state, to_state, note, at, data) -> CaseEvent:
+    return CaseEvent.objects.create(
+        case=case,
+        at=at,
+        actor_id=actor.pk if actor is not None else None,
+        actor_username=actor.get_username() if actor is not None else "",
+        role=role,
+        action=action,
+        from_state=from_state,
+        to_state=to_state,
+        note=note,
+        deadline=case.step_deadline,
+        data=data,
+    )
+
+
+# --- transitions --------------------------------------------------------------------
+
+# Actions whose note is the reason and so may not be empty.
+NEEDS_NOTE = frozenset(
+    {Action.VOID, Action.SEND_BACK, Action.CHECK_FAIL, Action.SUSPEND, Action.REOPEN}
+)
+
+
+def _require_department(case: Case, department) -> Department:
+    if not isinstance(department, Department):
+        raise DomainError(
+            _("Choose the department to send the case to."),
+            errors={"department": [_("Choose the department to send the case to.")]},
+        )
+    if not department.is_active:
+        message = _("This department is no longer active.")
+        raise DomainError(message, errors={"department": [message]})
+    area = department.area
+    prefix = area.code[:4] if area.level == AreaLevel.CITY else area.code
+    if not case.area.code.startswith(prefix):
+        message = _("This department does not serve the case's area.")
+        raise DomainError(message, errors={"department": [message]})
+    return department
+
+
+def _merge_target(case: Case, merge_into) -> Case:
+    target_id = merge_into.pk if isinstance(merge_into, Case) else merge_into
+    target = Case.objects.filter(pk=target_id).first() if target_id else None
+    message = ""
+    if target is None:
+        message = _("Choose the case this one duplicates.")
+    elif target.pk == case.pk:
+        message = _("A case cannot duplicate itself.")
+    elif target.state not in workflow.OPEN_STATES:
+        message = _("A case can only be merged into an open case.")
+    if message:
+        raise DomainError(message, errors={"merge_into": [message]})
+    return target
+
+
+def case_transition(
+    *,
+    case_id: int,
+    expected_version: int,
+    action: str,
+    actor,
+    note: str = "",
+    department: Department | None = None,
+    merge_into: Case | int | None = None,
+    data: dict | None = None,
+) -> Case:
+    """Take ``action`` on the case as read at ``expected_version``; the updated case.
+
+    Refusals, in this order: 404 no such case; 403 the actor holds no role for
+    the action over the case (CaseActionDenied); 409 the case is no longer at
+    ``expected_version`` (CaseConflict, also when a racing caller wins between
+    the read and the write); 400 the action is not allowed from the state, or
+    its input is wrong.
+    """
+    note = (note or "").strip()
+    with transaction.atomic():
+        case = (
+            Case.objects.select_related("category", "area", "department").filter(pk=case_id).first()
+        )
+        if case is None:
+            raise NotFound(_("No such case."))
+        step = workflow.transition_for(case.state, action)
+        if step is None and action not in workflow.all_actions():
+            raise InvalidTransition(
+                _("Unknown action %(action)s.") % {"action": action},
+                errors={"action": [_("Unknown action.")]},
+            )
+        roles = (
+            step.roles
+            if step
+            else frozenset().union(
+                *(t.roles for (_s, a), t in workflow.TRANSITIONS.items() if a == action)
+            )
+        )
+        role = acting_role(actor=actor, case=case, area=case.area, roles=roles)
+        if case.version != expected_version:
+            raise CaseConflict(state=case.state, version=case.version)
+        if step is None:
+            message = _("A case that is %(state)s cannot be given this action.") % {
+                "state": case.get_state_display()
+            }
+            raise InvalidTransition(message, errors={"action": [message]})
+        if action in NEEDS_NOTE and not note:
+            message = _("Give the reason.")
+            raise DomainError(message, errors={"note": [message]})
+
+        now = timezone.now()
+        calendar = _calendar()
+        from_state = case.state
+        to_state = case.suspended_from if step.to == workflow.PREVIOUS else step.to
+        changes: dict = {"state": to_state, "updated_at": now}
+        event_data = dict(data or {})
+
+        if action == Action.RESUME:
+            changes.update(
+                suspended_from="",
+                suspended_at=None,
+                step_deadline=_resumed(
+                    case.step_deadline, paused_at=case.suspended_at, now=now, calendar=calendar
+                ),
+                deadline=_resumed(
+                    case.deadline, paused_at=case.suspended_at, now=now, calendar=calendar
+                ),
+            )
+        elif action == Action.SUSPEND:
+            # The step and its deadline stay as they are; resume moves the deadline on.
+            changes.update(suspended_from=from_state, suspended_at=now)
+        elif (from_state, action) not in workflow.KEEPS_CLOCK:
+            changes.update(
+                _step_fields(
+                    category=case.category,
+                    urgency=case.urgency,
+                    state=to_state,
+                    start=now,
+                    calendar=calendar,
+                )
+            )
+
+        if action == Action.DISPATCH:
+            chosen = _require_department(case, department)
+            changes["department"] = chosen
+            event_data["department"] = chosen.code
+        elif action == Action.SEND_BACK:
+            changes.update(department=None, send_back_count=F("send_back_count") + 1)
+            event_data["department"] = case.department.code if case.department else None
+        elif action == Action.CHECK_FAIL:
+            changes["rework_count"] = F("rework_count") + 1
+        elif action == Action.MERGE:
+            target = _merge_target(case, merge_into)
+            changes["merged_into"] = target
+            event_data["merged_into"] = target.number
+        elif action == Action.ESCALATE:
+            if case.level <= AreaLevel.DISTRICT:
+                message = _("The district center is the highest level; it cannot escalate.")
+                raise DomainError(message, errors={"action": [message]})
+            changes["level"] = case.level - 1
+            event_data["level"] = case.level - 1
+        elif action == Action.CLOSE:
+            changes["closed_at"] = now
+        elif action == Action.REOPEN:
+            days = settings.CIVICGRID.get("CASE_REOPEN_DAYS", DEFAULT_REOPEN_DAYS)
+            if case.closed_at is None or now - case.closed_at > timedelta(days=days):
+                message = _("A case can be reopened only within %(days)s days of closing.") % {
+                    "days": days
+                }
+                raise DomainError(message, errors={"action": [message]})
+            changes["closed_at"] = None
+
+        updated = Case.objects.filter(
+            pk=case.pk, state=from_state, version=expected_version
+        ).update(version=F("version") + 1, **changes)
+        if not updated:
+            current = Case.objects.filter(pk=case.pk).values("state", "version").first()
+            raise CaseConflict(state=current["state"], version=current["version"])
+        case.refresh_from_db()
+        _append_event(
+            case=case,
+            actor=actor,
+            role=role,
+            action=action,
+            from_state=from_state,
+            to_state=to_state,
+            note=note,
+            at=now,
+            data=event_data,
+        )
+        audit_log(
+            actor=actor,
+            action=f"case.{action}",
+            obj=case,
+            role=role,
+            before={"state": from_state, "version": expected_version},
+            after={"state": to_state, "version": case.version, **event_data},
+        )
+    return case
+
+
+# One service per use case, all through the guarded core above.
+
+
+def case_verify_request(*, case_id: int, expected_version: int, actor, note: str = "") -> Case:
+    return case_transition(
+        case_id=case_id,
+        expected_version=expected_version,
+        action=Action.VERIFY_REQUEST,
+        actor=actor,
+        note=note,
+    )
+
+
+def case_verify_confirm(*, case_id: int, expected_version: int, actor, note: str = "") -> Case:
+    return case_transition(
+        case_id=case_id,
+        expected_version=expected_version,
+        action=Action.VERIFY_CONFIRM,
+        actor=actor,
+        note=note,
+    )
+
+
+def case_file(*, case_id: int, expected_version: int, actor, note: str = "") -> Case:
+    return case_transition(
+        case_id=case_id,
+        expected_version=expected_version,
+        action=Action.FILE,
+        actor=actor,
+        note=note,
+    )
+
+
+def case_void(*, case_id: int, expected_version: int, actor, note: str) -> Case:
+    return case_transition(
+        case_id=case_id,
+        expected_version=expected_version,
+        action=Action.VOID,
+        actor=actor,
+        note=note,
+    )
+
+
+def case_merge(
+    *, case_id: int, expected_version: int, actor, merge_into: Case | int, note: str = ""
+) -> Case:
+    return case_transition(
+        case_id=case_id,
+        expected_version=expected_version,
+        action=Action.MERGE,
+        actor=actor,
+        note=note,
+        merge_into=merge_into,
+    )
+
+
+def case_dispatch(
+    *, case_id: int, expected_version: int, actor, department: Department, note: str = ""
+) -> Case:
+    return case_transition(
+        case_id=case_id,
+        expected_version=expected_version,
+        action=Action.DISPATCH,
+        actor=actor,
+        note=note,
+        department=department,
+    )
+
+
+def case_accept(*, case_id: int, expected_version: int, actor, note: str = "") -> Case:
+    return case_transition(
+        case_id=case_id,
+        expected_version=expected_version,
+        action=Action.ACCEPT,
+        actor=actor,
+        note=note,
+    )
+
+
+def case_send_back(*, case_id: int, expected_version: int, actor, note: str) -> Case:
+    return case_transition(
+        case_id=case_id,
+        expected_version=expected_version,
+        action=Action.SEND_BACK,
+        actor=actor,
+        note=note,
+    )
+
+
+def case_handle(*, case_id: int, expected_version: int, actor, note: str = "") -> Case:
+    return case_transition(
+        case_id=case_id,
+        expected_version=expected_version,
+        action=Action.HANDLE,
+        actor=actor,
+        note=note,
+    )
+
+
+def case_handle_on_spot(*, case_id: int, expected_version: int, actor, note: str = "") -> Case:
+    return case_transition(
+        case_id=case_id,
+        expected_version=expected_version,
+        action=Action.HANDLE_ON_SPOT,
+        actor=actor,
+        note=note,
+    )
+
+
+def case_check_pass(*, case_id: int, expected_version: int, actor, note: str = "") -> Case:
+    return case_transition(
+        case_id=case_id,
+        expected_version=expected_version,
+        action=Action.CHECK_PASS,
+        actor=actor,
+        note=note,
+    )
+
+
+def case_check_fail(*, case_id: int, expected_version: int, actor, note: str) -> Case:
+    return case_transition(
+        case_id=case_id,
+        expected_version=expected_version,
+        action=Action.CHECK_FAIL,
+        actor=actor,
+        note=note,
+    )
+
+
+def case_close(*, case_id: int, expected_version: int, actor, note: str = "") -> Case:
+    return case_transition(
+        case_id=case_id,
+        expected_version=expected_version,
+        action=Action.CLOSE,
+        actor=actor,
+        note=note,
+    )
+
+
+def case_escalate(*, case_id: int, expected_version: int, actor, note: str = "") -> Case:
+    return case_transition(
+        case_id=case_id,
+        expected_version=expected_version,
+        action=Action.ESCALATE,
+        actor=actor,
+        note=note,
+    )
+
+
+def case_suspend(*, case_id: int, expected_version: int, actor, note: str) -> Case:
+    return case_transition(
+        case_id=case_id,
+        expected_version=expected_version,
+        action=Action.SUSPEND,
+        actor=actor,
+        note=note,
+    )
+
+
+def case_resume(*, case_id: int, expected_version: int, actor, note: str = "") -> Case:
+    return case_transition(
+        case_id=case_id,
+        expected_version=expected_version,
+        action=Action.RESUME,
+        actor=actor,
+        note=note,
+    )
+
+
+def case_reopen(*, case_id: int, expected_version: int, actor, note: str) -> Case:
+    return case_transition(
+        case_id=case_id,
+        expected_version=expected_version,
+        action=Action.REOPEN,
+        actor=actor,
+        note=note,
+    )

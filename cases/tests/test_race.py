@@ -1,0 +1,138 @@
+"""Eight processes take the same transition on the same cases at the same moment."""
+
+import json
+import os
+import select
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+from django.db import connection
+
+from cases.models import Case, CaseEvent, CaseState
+from cases.services import case_report
+from cases.testing import GRID_POINT, make_case_world
+
+ROOT = Path(__file__).resolve().parents[2]
+PROCESSES = 8
+CASES = 100
+
+CHILD = r"""
+import json, sys
+import django
+django.setup()
+from django.db import connection
+from accounts.models import User
+from cases.services import CaseConflict, case_file
+
+job = json.loads(sys.stdin.readline())
+actor = User.objects.get(username=job["username"])
+connection.ensure_connection()
+print("ready", flush=True)
+sys.stdin.readline()  # go
+results = {}
+for case_id, version in job["cases"]:
+    try:
+        case_file(case_id=case_id, expected_version=version, actor=actor)
+        results[case_id] = "won"
+    except CaseConflict:
+        results[case_id] = "conflict"
+    except Exception as exc:  # reported to the test, which fails on it
+        results[case_id] = f"{type(exc).__name__}: {exc}"
+print(json.dumps(results), flush=True)
+"""
+
+
+def _database_env() -> dict[str, str]:
+    """Point a child process at this test's database (the test database, not the dev one)."""
+    db = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return {"SQLITE_PATH": str(db["NAME"])}
+    auth = quote(db["USER"] or "")
+    if db.get("PASSWORD"):
+        auth += ":" + quote(db["PASSWORD"])
+    host = db.get("HOST") or "127.0.0.1"
+    port = db.get("PORT") or 5432
+    return {"DATABASE_URL": f"postgres://{auth}@{host}:{port}/{db['NAME']}"}
+
+
+def _read_line(proc, timeout: float) -> str:
+    ready, _, _ = select.select([proc.stdout], [], [], timeout)
+    line = proc.stdout.readline() if ready else ""
+    if not line:
+        proc.kill()
+        raise AssertionError(f"a child process gave no answer: {proc.stderr.read()}")
+    return line
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_exactly_one_of_eight_racing_processes_wins_each_case(small_city):
+    world = make_case_world(small_city)
+    # Each process files as its own shift lead, so each holds a genuine role.
+    from cases.testing import member
+
+    leads = [member(f"lead{i}", "shift_lead", small_city.street).username for i in range(PROCESSES)]
+    cases = [
+        case_report(
+            actor=world["worker"],
+            category=world.garbage,
+            lat=GRID_POINT[0],
+            lng=GRID_POINT[1],
+            description=f"race {i}",
+            source="grid_worker",
+        )
+        for i in range(CASES)
+    ]
+    work = [[c.pk, c.version] for c in cases]
+
+    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "SQLITE_PATH"}}
+    env.update(DJANGO_SETTINGS_MODULE="civicgrid.settings", **_database_env())
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", CHILD],
+            cwd=ROOT,
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(PROCESSES)
+    ]
+    try:
+        for proc, username in zip(procs, leads, strict=True):
+            proc.stdin.write(json.dumps({"username": username, "cases": work}) + "\n")
+            proc.stdin.flush()
+        for proc in procs:
+            assert _read_line(proc, 60).strip() == "ready"
+        started = time.monotonic()
+        for proc in procs:
+            proc.stdin.write("go\n")
+            proc.stdin.flush()
+        answers = [json.loads(_read_line(proc, 120)) for proc in procs]
+        elapsed = time.monotonic() - started
+    finally:
+        for proc in procs:
+            proc.stdin.close()
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+    problems = [r for a in answers for r in a.values() if r not in ("won", "conflict")]
+    assert problems == []
+    for case in cases:
+        outcomes = [a[str(case.pk)] for a in answers]
+        assert outcomes.count("won") == 1, (case.number, outcomes)
+        assert outcomes.count("conflict") == PROCESSES - 1
+    assert set(Case.objects.values_list("state", "version")) == {(CaseState.FILED, 2)}
+    assert CaseEvent.objects.filter(action="file").count() == CASES
+    # Every winner is on record as the one who filed.
+    filers = set(CaseEvent.objects.filter(action="file").values_list("actor_username", flat=True))
+    assert filers <= set(leads)
+    assert elapsed < 60

@@ -1,0 +1,150 @@
+"""The case workflow: every state, every action, who may take it — in one table.
+
+``TRANSITIONS[(state, action)]`` is the state the action leads to and the
+roles (accounts.roles codes) that may take it. A role is held over an area
+subtree by a membership; the actor needs a membership with one of the roles
+whose subtree holds the case's grid, and for a role that acts for a
+department (handler, department head), that department must be the case's.
+Superusers may take any action the table allows from the state.
+
+What the states mean:
+
+- reported: a new report, awaiting the intake (核实 or 立案);
+- verifying: a grid worker has been asked to verify it on site (核实);
+- filed: a case (立案), awaiting dispatch;
+- dispatched: sent to a department, awaiting its signature (签收) or return (回退);
+- accepted: the department works it (处置);
+- handled: the department's feedback (反馈) is in; the grid worker checks on site (核查);
+- checking: the check passed; the shift lead reviews it for closing (结案);
+- escalated: passed one level up (grid → community → street → district), awaiting that level;
+- suspended: parked (挂账) with its clock paused; resume returns it where it was;
+- closed, voided, merged: finished (closed may be reopened for a while).
+
+Every transition is a service in cases.services; none writes ``state`` by other means.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .models import CaseState as S
+from .models import Step
+
+
+class Action:
+    VERIFY_REQUEST = "verify_request"
+    VERIFY_CONFIRM = "verify_confirm"
+    FILE = "file"
+    VOID = "void"
+    MERGE = "merge"
+    DISPATCH = "dispatch"
+    ACCEPT = "accept"
+    SEND_BACK = "send_back"
+    HANDLE = "handle"
+    CHECK_PASS = "check_pass"
+    CHECK_FAIL = "check_fail"
+    CLOSE = "close"
+    ESCALATE = "escalate"
+    SUSPEND = "suspend"
+    RESUME = "resume"
+    REOPEN = "reopen"
+    HANDLE_ON_SPOT = "handle_on_spot"
+
+
+# Who reports (cases.services.case_report); not a transition, but checked the same way.
+REPORT_ROLES = frozenset({"grid_worker", "intake_clerk", "shift_lead", "dispatcher"})
+
+# ``to`` of a resume: the state the case was suspended from.
+PREVIOUS = "previous"
+
+INTAKE = frozenset({"intake_clerk", "shift_lead"})
+FILING = frozenset({"shift_lead"})
+DISPATCHING = frozenset({"dispatcher", "shift_lead"})
+DEPARTMENT = frozenset({"handler", "department_head"})
+CHECKING = frozenset({"grid_worker"})
+CLOSING = frozenset({"shift_lead"})
+SUPERVISING = frozenset({"shift_lead", "leader", "admin"})
+ESCALATING = frozenset({"grid_worker", "intake_clerk", "shift_lead", "dispatcher"})
+
+
+@dataclass(frozen=True)
+class Transition:
+    to: str
+    roles: frozenset[str]
+
+
+def _t(to: str, *role_sets: frozenset[str]) -> Transition:
+    return Transition(to=to, roles=frozenset().union(*role_sets))
+
+
+A = Action
+TRANSITIONS: dict[tuple[str, str], Transition] = {
+    # intake
+    (S.REPORTED, A.VERIFY_REQUEST): _t(S.VERIFYING, INTAKE),
+    (S.REPORTED, A.FILE): _t(S.FILED, FILING),
+    (S.REPORTED, A.VOID): _t(S.VOIDED, INTAKE, {"admin"}),
+    (S.REPORTED, A.MERGE): _t(S.MERGED, INTAKE),
+    (S.REPORTED, A.ESCALATE): _t(S.ESCALATED, ESCALATING),
+    (S.REPORTED, A.HANDLE_ON_SPOT): _t(S.HANDLED, {"grid_worker"}),
+    (S.VERIFYING, A.VERIFY_CONFIRM): _t(S.REPORTED, {"grid_worker"}),
+    (S.VERIFYING, A.VOID): _t(S.VOIDED, INTAKE, {"admin"}),
+    (S.VERIFYING, A.MERGE): _t(S.MERGED, INTAKE),
+    # an upper level resolves it itself or dispatches it
+    (S.ESCALATED, A.FILE): _t(S.FILED, FILING),
+    (S.ESCALATED, A.DISPATCH): _t(S.DISPATCHED, DISPATCHING),
+    (S.ESCALATED, A.VOID): _t(S.VOIDED, INTAKE, {"admin"}),
+    (S.ESCALATED, A.ESCALATE): _t(S.ESCALATED, ESCALATING),
+    # dispatch
+    (S.FILED, A.DISPATCH): _t(S.DISPATCHED, DISPATCHING),
+    (S.FILED, A.VOID): _t(S.VOIDED, FILING, {"admin"}),
+    (S.FILED, A.ESCALATE): _t(S.ESCALATED, DISPATCHING),
+    (S.FILED, A.SUSPEND): _t(S.SUSPENDED, SUPERVISING),
+    (S.DISPATCHED, A.DISPATCH): _t(S.DISPATCHED, DISPATCHING),  # re-routed before signature
+    (S.DISPATCHED, A.ACCEPT): _t(S.ACCEPTED, DEPARTMENT),
+    (S.DISPATCHED, A.SEND_BACK): _t(S.FILED, DEPARTMENT),
+    (S.DISPATCHED, A.SUSPEND): _t(S.SUSPENDED, SUPERVISING),
+    # handling and the check
+    (S.ACCEPTED, A.HANDLE): _t(S.HANDLED, DEPARTMENT),
+    (S.ACCEPTED, A.SUSPEND): _t(S.SUSPENDED, SUPERVISING),
+    (S.HANDLED, A.CHECK_PASS): _t(S.CHECKING, CHECKING),
+    (S.HANDLED, A.CHECK_FAIL): _t(S.ACCEPTED, CHECKING),
+    (S.CHECKING, A.CLOSE): _t(S.CLOSED, CLOSING),
+    # side paths
+    (S.SUSPENDED, A.RESUME): _t(PREVIOUS, SUPERVISING),
+    (S.CLOSED, A.REOPEN): _t(S.FILED, SUPERVISING),
+}
+
+# The step a case is in while in a state; its deadline comes from the class's time limit.
+STATE_STEP: dict[str, str] = {
+    S.REPORTED: Step.FILE,
+    S.VERIFYING: Step.VERIFY,
+    S.ESCALATED: Step.FILE,
+    S.FILED: Step.DISPATCH,
+    S.DISPATCHED: Step.HANDLE,
+    S.ACCEPTED: Step.HANDLE,
+    S.HANDLED: Step.CHECK,
+    S.CHECKING: Step.CLOSE,
+}
+
+# Actions after which the step's clock keeps running rather than restarting:
+# signing for a case does not give the department more time to handle it.
+KEEPS_CLOCK = frozenset({(S.DISPATCHED, A.ACCEPT)})
+
+FINAL_STATES = frozenset({S.CLOSED, S.VOIDED, S.MERGED})
+OPEN_STATES = frozenset(S.values) - FINAL_STATES
+
+# The steps of a case's whole life, in order: the overall deadline chains their limits.
+MAIN_PATH_STEPS = (Step.FILE, Step.DISPATCH, Step.HANDLE, Step.CHECK, Step.CLOSE)
+
+
+def transition_for(state: str, action: str) -> Transition | None:
+    return TRANSITIONS.get((state, action))
+
+
+def actions_from(state: str) -> list[str]:
+    """The actions the table allows from ``state``, in table order."""
+    return [action for (s, action) in TRANSITIONS if s == state]
+
+
+def all_actions() -> set[str]:
+    return {action for (_, action) in TRANSITIONS}
