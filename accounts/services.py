@@ -34,7 +34,14 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from core.errors import DomainError
-from core.services import changed, field_error, full_clean_or_raise, model_snapshot
+from core.services import (
+    create_audited,
+    field_error,
+    full_clean_or_raise,
+    model_snapshot,
+    reject_unknown_fields,
+    save_changes_audited,
+)
 from geo.models import Area
 
 from .audit import audit_log
@@ -52,15 +59,6 @@ from .selectors import (
 )
 
 PHONE_RE = re.compile(r"^\+?[0-9][0-9 \-()]{2,30}$")
-
-
-def _reject_unknown(data: Mapping[str, Any], allowed: Iterable[str]) -> None:
-    unknown = set(data) - set(allowed)
-    if unknown:
-        raise DomainError(
-            _("These fields cannot be changed here: %(fields)s.")
-            % {"fields": ", ".join(sorted(unknown))}
-        )
 
 
 def _strip(value: Any) -> Any:
@@ -129,17 +127,21 @@ def user_create(
 
 def user_update(*, user: User, data: Mapping[str, Any], actor) -> User:
     """Change a user's names and contact details; only changed fields are audited."""
-    _reject_unknown(data, USER_FIELDS)
+    reject_unknown_fields(data, USER_FIELDS)
     with transaction.atomic():
         user = User.objects.select_for_update().get(pk=user.pk)
         before = _user_snapshot(user)
         for name, value in data.items():
             setattr(user, name, _strip(value) if value is not None else "")
         _check_user(user)
-        old, new = changed(before, _user_snapshot(user))
-        if new:
-            user.save(update_fields=list(new))
-            audit_log(actor=actor, action="user.update", obj=user, before=old, after=new)
+        save_changes_audited(
+            user,
+            before=before,
+            after=_user_snapshot(user),
+            action="user.update",
+            actor=actor,
+            save=lambda new: user.save(update_fields=list(new)),
+        )
     return user
 
 
@@ -297,20 +299,17 @@ def department_create(
         area=area,
         phone=_strip(phone),
     )
-    with transaction.atomic():
-        _check_department(department)
-        department.save()
-        audit_log(
-            actor=actor,
-            action="department.create",
-            obj=department,
-            after=_department_snapshot(department),
-        )
-    return department
+    return create_audited(
+        department,
+        action="department.create",
+        actor=actor,
+        snapshot=_department_snapshot,
+        check=_check_department,
+    )
 
 
 def department_update(*, department: Department, data: Mapping[str, Any], actor) -> Department:
-    _reject_unknown(data, DEPARTMENT_FIELDS)
+    reject_unknown_fields(data, DEPARTMENT_FIELDS)
     with transaction.atomic():
         department = (
             Department.objects.select_for_update(of=("self",))
@@ -321,12 +320,13 @@ def department_update(*, department: Department, data: Mapping[str, Any], actor)
         for name, value in data.items():
             setattr(department, name, _strip(value))
         _check_department(department)
-        old, new = changed(before, _department_snapshot(department))
-        if new:
-            department.save()
-            audit_log(
-                actor=actor, action="department.update", obj=department, before=old, after=new
-            )
+        save_changes_audited(
+            department,
+            before=before,
+            after=_department_snapshot(department),
+            action="department.update",
+            actor=actor,
+        )
     return department
 
 
@@ -381,17 +381,19 @@ def role_create(
         needs_department=needs_department,
     )
     perms = _resolve_permissions(permissions, current=(), actor=actor)
-    with transaction.atomic():
-        full_clean_or_raise(role)
+
+    def save() -> None:
         role.save()
         role.permissions.set(perms)
-        audit_log(actor=actor, action="role.create", obj=role, after=_role_snapshot(role))
-    return role
+
+    return create_audited(
+        role, action="role.create", actor=actor, snapshot=_role_snapshot, save=save
+    )
 
 
 def role_update(*, role: Role, data: Mapping[str, Any], actor) -> Role:
     """Change a role; ``data["permissions"]`` (codenames) replaces the whole set."""
-    _reject_unknown(data, ROLE_FIELDS)
+    reject_unknown_fields(data, ROLE_FIELDS)
     with transaction.atomic():
         role = Role.objects.select_for_update().get(pk=role.pk)
         before = _role_snapshot(role)
@@ -420,12 +422,20 @@ def role_update(*, role: Role, data: Mapping[str, Any], actor) -> Role:
             if permissions is not None
             else before["permissions"]
         )
-        old, new = changed(before, _role_snapshot(role, keys))
-        if new:
+
+        def save(_new) -> None:
             role.save()
             if permissions is not None:
                 role.permissions.set(permissions)
-            audit_log(actor=actor, action="role.update", obj=role, before=old, after=new)
+
+        save_changes_audited(
+            role,
+            before=before,
+            after=_role_snapshot(role, keys),
+            action="role.update",
+            actor=actor,
+            save=save,
+        )
     return role
 
 
@@ -525,6 +535,14 @@ def _raise_problems(errors: dict[str, list[str]]) -> None:
         raise DomainError(first, errors=errors)
 
 
+def _save_membership(membership: Membership) -> None:
+    try:
+        with transaction.atomic():
+            membership.save()
+    except IntegrityError:
+        raise DomainError(_("This membership already exists.")) from None
+
+
 def membership_create(
     *,
     user: User,
@@ -545,11 +563,7 @@ def membership_create(
             grant_problems(actor=actor, role=role, area=area, perm="accounts.add_membership")
         )
         full_clean_or_raise(membership)
-        try:
-            with transaction.atomic():
-                membership.save()
-        except IntegrityError:
-            raise DomainError(_("This membership already exists.")) from None
+        _save_membership(membership)
         audit_log(
             actor=actor,
             action="membership.create",
@@ -562,7 +576,7 @@ def membership_create(
 
 
 def membership_update(*, membership: Membership, data: Mapping[str, Any], actor) -> Membership:
-    _reject_unknown(data, MEMBERSHIP_FIELDS)
+    reject_unknown_fields(data, MEMBERSHIP_FIELDS)
     with transaction.atomic():
         membership = (
             Membership.objects.select_for_update(of=("self",))
@@ -601,16 +615,14 @@ def membership_update(*, membership: Membership, data: Mapping[str, Any], actor)
             )
         )
         full_clean_or_raise(membership)
-        old, new = changed(before, _membership_snapshot(membership))
-        if new:
-            try:
-                with transaction.atomic():
-                    membership.save()
-            except IntegrityError:
-                raise DomainError(_("This membership already exists.")) from None
-            audit_log(
-                actor=actor, action="membership.update", obj=membership, before=old, after=new
-            )
+        save_changes_audited(
+            membership,
+            before=before,
+            after=_membership_snapshot(membership),
+            action="membership.update",
+            actor=actor,
+            save=lambda _new: _save_membership(membership),
+        )
     forget_permissions(membership.user)
     return membership
 

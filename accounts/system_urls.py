@@ -4,50 +4,80 @@ from . import system_views as views
 
 app_name = "system"
 
+
+def object_routes(prefix, kind, *, list_view=None, add=None, detail=None, actions=None):
+    """The routes of one kind of object, named ``<kind>_<what>``.
+
+    ``<prefix>/`` is the list, ``<prefix>/add/`` the new-object form, ``<prefix>/<pk>/`` the
+    detail page and ``<prefix>/<pk>/<action>/`` each of ``actions`` (edit, delete …).
+    """
+    routes = []
+    if list_view is not None:
+        routes.append(path(f"{prefix}/", list_view.as_view(), name=f"{kind}_list"))
+    if add is not None:
+        routes.append(path(f"{prefix}/add/", add.as_view(), name=f"{kind}_add"))
+    if detail is not None:
+        routes.append(path(f"{prefix}/<int:pk>/", detail.as_view(), name=f"{kind}_detail"))
+    for action, view in (actions or {}).items():
+        routes.append(path(f"{prefix}/<int:pk>/{action}/", view.as_view(), name=f"{kind}_{action}"))
+    return routes
+
+
 urlpatterns = [
     path("", views.IndexView.as_view(), name="index"),
     # users and their memberships
-    path("users/", views.UserListView.as_view(), name="user_list"),
-    path("users/add/", views.UserCreateView.as_view(), name="user_add"),
     path("users/import/", views.UserImportView.as_view(), name="user_import"),
-    path("users/<int:pk>/", views.UserDetailView.as_view(), name="user_detail"),
-    path("users/<int:pk>/edit/", views.UserEditView.as_view(), name="user_edit"),
-    path("users/<int:pk>/password/", views.UserPasswordView.as_view(), name="user_password"),
-    path("users/<int:pk>/deactivate/", views.UserDeactivateView.as_view(), name="user_deactivate"),
-    path("users/<int:pk>/reactivate/", views.UserReactivateView.as_view(), name="user_reactivate"),
+    *object_routes(
+        "users",
+        "user",
+        list_view=views.UserListView,
+        add=views.UserCreateView,
+        detail=views.UserDetailView,
+        actions={
+            "edit": views.UserEditView,
+            "password": views.UserPasswordView,
+            "deactivate": views.UserDeactivateView,
+            "reactivate": views.UserReactivateView,
+        },
+    ),
     path(
         "users/<int:user_pk>/memberships/add/",
         views.MembershipCreateView.as_view(),
         name="membership_add",
     ),
-    path("memberships/<int:pk>/edit/", views.MembershipEditView.as_view(), name="membership_edit"),
-    path(
-        "memberships/<int:pk>/deactivate/",
-        views.MembershipDeactivateView.as_view(),
-        name="membership_deactivate",
-    ),
-    path(
-        "memberships/<int:pk>/delete/",
-        views.MembershipDeleteView.as_view(),
-        name="membership_delete",
+    *object_routes(
+        "memberships",
+        "membership",
+        actions={
+            "edit": views.MembershipEditView,
+            "deactivate": views.MembershipDeactivateView,
+            "delete": views.MembershipDeleteView,
+        },
     ),
     # roles
-    path("roles/", views.RoleListView.as_view(), name="role_list"),
-    path("roles/add/", views.RoleFormView.as_view(), name="role_add"),
-    path("roles/<int:pk>/edit/", views.RoleFormView.as_view(), name="role_edit"),
+    *object_routes(
+        "roles",
+        "role",
+        list_view=views.RoleListView,
+        add=views.RoleFormView,
+        actions={"edit": views.RoleFormView},
+    ),
     # departments
-    path("departments/", views.DepartmentListView.as_view(), name="department_list"),
-    path("departments/add/", views.DepartmentFormView.as_view(), name="department_add"),
-    path("departments/<int:pk>/edit/", views.DepartmentFormView.as_view(), name="department_edit"),
-    # dictionaries and their items
-    path("dictionaries/", views.DictionaryListView.as_view(), name="dictionary_list"),
-    path("dictionaries/add/", views.DictionaryFormView.as_view(), name="dictionary_add"),
-    path("dictionaries/<int:pk>/", views.DictionaryDetailView.as_view(), name="dictionary_detail"),
-    path("dictionaries/<int:pk>/edit/", views.DictionaryFormView.as_view(), name="dictionary_edit"),
-    path(
-        "dictionaries/<int:pk>/delete/",
-        views.DictionaryDeleteView.as_view(),
-        name="dictionary_delete",
+    *object_routes(
+        "departments",
+        "department",
+        list_view=views.DepartmentListView,
+        add=views.DepartmentFormView,
+        actions={"edit": views.DepartmentFormView},
+    ),
+    # dictionaries and their items; an item is edited in place, a row at a time
+    *object_routes(
+        "dictionaries",
+        "dictionary",
+        list_view=views.DictionaryListView,
+        add=views.DictionaryFormView,
+        detail=views.DictionaryDetailView,
+        actions={"edit": views.DictionaryFormView, "delete": views.DictionaryDeleteView},
     ),
     path(
         "dictionaries/<int:pk>/items/add/",
@@ -55,24 +85,15 @@ urlpatterns = [
         {"action": "add"},
         name="dictionary_item_add",
     ),
-    path(
-        "dictionary-items/<int:item_pk>/edit/",
-        views.DictionaryItemView.as_view(),
-        {"action": "edit"},
-        name="dictionary_item_edit",
-    ),
-    path(
-        "dictionary-items/<int:item_pk>/row/",
-        views.DictionaryItemView.as_view(),
-        {"action": "row"},
-        name="dictionary_item_row",
-    ),
-    path(
-        "dictionary-items/<int:item_pk>/delete/",
-        views.DictionaryItemView.as_view(),
-        {"action": "delete"},
-        name="dictionary_item_delete",
-    ),
+    *[
+        path(
+            f"dictionary-items/<int:item_pk>/{action}/",
+            views.DictionaryItemView.as_view(),
+            {"action": action},
+            name=f"dictionary_item_{action}",
+        )
+        for action in ("edit", "row", "delete")
+    ],
     # settings (warning thresholds and the rest)
     path("settings/", views.SettingsView.as_view(), name="settings"),
 ]

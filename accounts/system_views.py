@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +27,7 @@ from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.http import HttpResponse, HttpResponseNotAllowed
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils.functional import cached_property
 from django.utils.html import format_html
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
@@ -147,7 +149,7 @@ class Column:
         return "" if result is None else result
 
 
-class ObjectListView(SystemView):
+class ObjectListView(SystemView, ABC):
     """A filtered, paginated table. htmx requests get only the table back."""
 
     template_name = "system/list.html"
@@ -159,8 +161,8 @@ class ObjectListView(SystemView):
     detail_url_name = ""
     paginate_by = 50
 
-    def get_queryset(self) -> QuerySet:
-        raise NotImplementedError
+    @abstractmethod
+    def get_queryset(self) -> QuerySet: ...
 
     def object_url(self, obj) -> str:
         return reverse(self.detail_url_name, args=[obj.pk]) if self.detail_url_name else ""
@@ -202,15 +204,17 @@ class ObjectListView(SystemView):
         return render(request, template, context)
 
 
-class ObjectFormView(SystemView):
+class ObjectFormView(SystemView, ABC):
     """Create (no pk) or edit (pk) one object through a form and a service."""
 
     template_name = "system/form.html"
     model: type | None = None
     cancel_url_name = ""
+    # Offer the areas inside the user's scope (for the view's permission) as suggestions.
+    suggest_areas = False
 
-    def get_queryset(self) -> QuerySet:
-        raise NotImplementedError
+    @abstractmethod
+    def get_queryset(self) -> QuerySet: ...
 
     def get_object(self):
         pk = self.kwargs.get("pk")
@@ -218,26 +222,32 @@ class ObjectFormView(SystemView):
             return None
         return get_object_or_404(self.get_queryset(), pk=pk)
 
-    def get_form(self, data=None, files=None):
-        raise NotImplementedError
+    @abstractmethod
+    def get_form(self, data=None, files=None): ...
 
+    @abstractmethod
     def save(self, form, obj):
         """Call the service; return the saved object."""
-        raise NotImplementedError
 
-    def success_url(self, obj) -> str:
-        raise NotImplementedError
+    @abstractmethod
+    def success_url(self, obj) -> str: ...
 
     def cancel_url(self, obj) -> str:
-        return reverse(self.cancel_url_name) if self.cancel_url_name else ""
+        # Without a list to go back to, an edit goes back to the object's own page.
+        if self.cancel_url_name:
+            return reverse(self.cancel_url_name)
+        return self.success_url(obj) if obj is not None else ""
+
+    def form_context(self, obj) -> dict[str, Any]:
+        """What the page shows besides the form; views add to it."""
+        if not self.suggest_areas:
+            return {}
+        return {"area_suggestions": area_suggestions(self.request.user, self.get_permission())}
 
     def render_form(self, form, obj, status=200):
-        return render(
-            self.request,
-            self.template_name,
-            self.context(form=form, object=obj, cancel_url=self.cancel_url(obj)),
-            status=status,
-        )
+        context = {"form": form, "object": obj, "cancel_url": self.cancel_url(obj)}
+        context.update(self.form_context(obj))
+        return render(self.request, self.template_name, self.context(**context), status=status)
 
     def get(self, request, **kwargs):
         obj = self.get_object()
@@ -267,7 +277,23 @@ class ObjectFormView(SystemView):
         return redirect(self.success_url(saved))
 
 
-class ObjectActionView(SystemView):
+class AddEditFormView(ObjectFormView):
+    """One view for ``add/`` (no pk) and ``<pk>/edit/``: permission and title follow the URL."""
+
+    add_permission = ""
+    change_permission = ""
+    add_title: Any = ""
+    edit_title: Any = ""
+
+    def get_permission(self):
+        return self.change_permission if "pk" in self.kwargs else self.add_permission
+
+    @property
+    def title(self):
+        return str(self.edit_title if "pk" in self.kwargs else self.add_title)
+
+
+class ObjectActionView(SystemView, ABC):
     """A confirmed action on one object (deactivate, delete …): GET asks, POST does."""
 
     template_name = "system/confirm.html"
@@ -275,14 +301,14 @@ class ObjectActionView(SystemView):
     button: Any = gettext_lazy("Confirm")
     danger = False
 
-    def get_queryset(self) -> QuerySet:
-        raise NotImplementedError
+    @abstractmethod
+    def get_queryset(self) -> QuerySet: ...
 
-    def perform(self, obj):
-        raise NotImplementedError
+    @abstractmethod
+    def perform(self, obj): ...
 
-    def success_url(self, obj) -> str:
-        raise NotImplementedError
+    @abstractmethod
+    def success_url(self, obj) -> str: ...
 
     def get_object(self):
         return get_object_or_404(self.get_queryset(), pk=self.kwargs["pk"])
@@ -310,6 +336,11 @@ class ObjectActionView(SystemView):
         else:
             messages.success(request, _("Done."))
         return redirect(self.success_url(obj))
+
+
+def cleaned_fields(form: forms.ModelForm) -> dict[str, Any]:
+    """The cleaned values of the form's model fields, as keyword arguments for a service."""
+    return {f: form.cleaned_data[f] for f in form._meta.fields}
 
 
 def add_domain_errors(form: forms.Form, exc: DomainError) -> None:
@@ -402,8 +433,21 @@ class UserFilterSet(django_filters.FilterSet):
         return self._with_membership(qs, area_subtree_q(area))
 
 
-class DepartmentFilterSet(django_filters.FilterSet):
+class CodeNameFilterSet(django_filters.FilterSet):
+    """Free-text search over a code and both names; the base of code-list filter sets."""
+
     q = django_filters.CharFilter(label=gettext_lazy("Search"), method="search")
+
+    def search(self, qs, name, value):
+        value = value.strip()
+        if not value:
+            return qs
+        return qs.filter(
+            Q(code__icontains=value) | Q(name__icontains=value) | Q(name_en__icontains=value)
+        )
+
+
+class DepartmentFilterSet(CodeNameFilterSet):
     kind = django_filters.ChoiceFilter(label=gettext_lazy("Kind"), choices=Department.Kind.choices)
     is_active = YesNoFilter(label=gettext_lazy("Active"))
     area = AreaCodeFilter(label=gettext_lazy("Area code"))
@@ -412,46 +456,19 @@ class DepartmentFilterSet(django_filters.FilterSet):
         model = Department
         fields = ["q", "kind", "is_active", "area"]
 
-    def search(self, qs, name, value):
-        value = value.strip()
-        if not value:
-            return qs
-        return qs.filter(
-            Q(code__icontains=value) | Q(name__icontains=value) | Q(name_en__icontains=value)
-        )
 
-
-class RoleFilterSet(django_filters.FilterSet):
-    q = django_filters.CharFilter(label=gettext_lazy("Search"), method="search")
+class RoleFilterSet(CodeNameFilterSet):
     needs_department = YesNoFilter(label=gettext_lazy("Needs a department"))
 
     class Meta:
         model = Role
         fields = ["q", "needs_department"]
 
-    def search(self, qs, name, value):
-        value = value.strip()
-        if not value:
-            return qs
-        return qs.filter(
-            Q(code__icontains=value) | Q(name__icontains=value) | Q(name_en__icontains=value)
-        )
 
-
-class DictionaryFilterSet(django_filters.FilterSet):
-    q = django_filters.CharFilter(label=gettext_lazy("Search"), method="search")
-
+class DictionaryFilterSet(CodeNameFilterSet):
     class Meta:
         model = Dictionary
         fields = ["q"]
-
-    def search(self, qs, name, value):
-        value = value.strip()
-        if not value:
-            return qs
-        return qs.filter(
-            Q(code__icontains=value) | Q(name__icontains=value) | Q(name_en__icontains=value)
-        )
 
 
 # --- index ---------------------------------------------------------------------------
@@ -553,13 +570,24 @@ class UserDetailView(SystemView):
         return self.render_page(user, revealed=True)
 
 
-class UserCreateView(ObjectFormView):
+class UserPageMixin:
+    """Pages about a user (or one of her memberships): the object must be visible for the
+    view's permission, and the page ends on her own."""
+
+    visible = staticmethod(users_visible)
+    user_pk_attr = "pk"
+
+    def get_queryset(self):
+        return self.visible(self.request.user, self.get_permission())
+
+    def success_url(self, obj):
+        return reverse("system:user_detail", args=[getattr(obj, self.user_pk_attr)])
+
+
+class UserCreateView(UserPageMixin, ObjectFormView):
     permission = "accounts.add_user"
     title = gettext_lazy("New user")
     cancel_url_name = "system:user_list"
-
-    def get_queryset(self):
-        return users_visible(self.request.user, "accounts.add_user")
 
     def get_form(self, data=None, files=None):
         return UserCreateForm(data)
@@ -575,16 +603,10 @@ class UserCreateView(ObjectFormView):
             actor=self.request.user,
         )
 
-    def success_url(self, obj):
-        return reverse("system:user_detail", args=[obj.pk])
 
-
-class UserEditView(ObjectFormView):
+class UserEditView(UserPageMixin, ObjectFormView):
     permission = "accounts.change_user"
     title = gettext_lazy("Edit user")
-
-    def get_queryset(self):
-        return users_visible(self.request.user, "accounts.change_user")
 
     def get_form(self, data=None, files=None):
         return UserEditForm.for_user(self.get_object(), data)
@@ -603,18 +625,10 @@ class UserEditView(ObjectFormView):
     def save(self, form, obj):
         return services.user_update(user=obj, data=form.cleaned_data, actor=self.request.user)
 
-    def success_url(self, obj):
-        return reverse("system:user_detail", args=[obj.pk])
 
-    cancel_url = success_url
-
-
-class UserPasswordView(ObjectFormView):
+class UserPasswordView(UserPageMixin, ObjectFormView):
     permission = "accounts.change_user"
     title = gettext_lazy("Set password")
-
-    def get_queryset(self):
-        return users_visible(self.request.user, "accounts.change_user")
 
     def get_form(self, data=None, files=None):
         return PasswordSetForm(data)
@@ -625,13 +639,8 @@ class UserPasswordView(ObjectFormView):
         )
         return obj
 
-    def success_url(self, obj):
-        return reverse("system:user_detail", args=[obj.pk])
 
-    cancel_url = success_url
-
-
-class UserDeactivateView(ObjectActionView):
+class UserDeactivateView(UserPageMixin, ObjectActionView):
     permission = "accounts.change_user"
     title = gettext_lazy("Deactivate user")
     question = gettext_lazy(
@@ -641,14 +650,8 @@ class UserDeactivateView(ObjectActionView):
     button = gettext_lazy("Deactivate")
     danger = True
 
-    def get_queryset(self):
-        return users_visible(self.request.user, "accounts.change_user")
-
     def perform(self, obj):
         services.user_deactivate(user=obj, actor=self.request.user)
-
-    def success_url(self, obj):
-        return reverse("system:user_detail", args=[obj.pk])
 
 
 class UserReactivateView(UserDeactivateView):
@@ -664,17 +667,21 @@ class UserReactivateView(UserDeactivateView):
 # --- memberships ------------------------------------------------------------------------
 
 
-class MembershipCreateView(ObjectFormView):
+class MembershipPageMixin(UserPageMixin):
+    visible = staticmethod(memberships_visible)
+    user_pk_attr = "user_id"
+
+
+class MembershipCreateView(MembershipPageMixin, ObjectFormView):
     permission = "accounts.add_membership"
     title = gettext_lazy("New membership")
+    suggest_areas = True
 
+    @cached_property
     def member(self) -> User:
         return get_object_or_404(
             users_visible(self.request.user, "accounts.add_membership"), pk=self.kwargs["user_pk"]
         )
-
-    def get_queryset(self):
-        return memberships_visible(self.request.user, "accounts.add_membership")
 
     def get_object(self):
         return None
@@ -682,85 +689,52 @@ class MembershipCreateView(ObjectFormView):
     def get_form(self, data=None, files=None):
         return MembershipForm(data, actor=self.request.user)
 
-    def render_form(self, form, obj, status=200):
-        member = self.member()
-        return render(
-            self.request,
-            self.template_name,
-            self.context(
-                form=form,
-                object=None,
-                subtitle=str(member),
-                cancel_url=reverse("system:user_detail", args=[member.pk]),
-                area_suggestions=area_suggestions(self.request.user, "accounts.add_membership"),
-            ),
-            status=status,
-        )
+    def cancel_url(self, obj):
+        return reverse("system:user_detail", args=[self.member.pk])
+
+    def form_context(self, obj):
+        return {**super().form_context(obj), "subtitle": str(self.member)}
 
     def save(self, form, obj):
         data = form.cleaned_data
         return services.membership_create(
-            user=self.member(),
+            user=self.member,
             role=data["role"],
             area=data["area"],
             department=data["department"],
             actor=self.request.user,
         )
 
-    def success_url(self, obj):
-        return reverse("system:user_detail", args=[obj.user_id])
 
-
-class MembershipEditView(ObjectFormView):
+class MembershipEditView(MembershipPageMixin, ObjectFormView):
     permission = "accounts.change_membership"
     title = gettext_lazy("Edit membership")
+    suggest_areas = True
 
     def get_queryset(self):
-        return memberships_visible(self.request.user, "accounts.change_membership").select_related(
-            "user", "area"
-        )
+        return super().get_queryset().select_related("user", "area")
 
     def get_form(self, data=None, files=None):
         return MembershipForm(data, actor=self.request.user, membership=self.get_object())
 
-    def render_form(self, form, obj, status=200):
-        return render(
-            self.request,
-            self.template_name,
-            self.context(
-                form=form,
-                object=obj,
-                subtitle=str(obj.user),
-                cancel_url=self.success_url(obj),
-                area_suggestions=area_suggestions(self.request.user, "accounts.change_membership"),
-            ),
-            status=status,
-        )
+    def form_context(self, obj):
+        return {**super().form_context(obj), "subtitle": str(obj.user)}
 
     def save(self, form, obj):
         return services.membership_update(
             membership=obj, data=form.cleaned_data, actor=self.request.user
         )
 
-    def success_url(self, obj):
-        return reverse("system:user_detail", args=[obj.user_id])
 
-
-class MembershipDeactivateView(ObjectActionView):
+class MembershipDeactivateView(MembershipPageMixin, ObjectActionView):
     permission = "accounts.change_membership"
     title = gettext_lazy("End membership")
     question = gettext_lazy("End this membership? It stays in the user's history as inactive.")
     button = gettext_lazy("End membership")
     danger = True
 
-    def get_queryset(self):
-        return memberships_visible(self.request.user, "accounts.change_membership")
-
     def perform(self, obj):
         services.membership_deactivate(membership=obj, actor=self.request.user)
-
-    def success_url(self, obj):
-        return reverse("system:user_detail", args=[obj.user_id])
 
 
 class MembershipDeleteView(MembershipDeactivateView):
@@ -771,9 +745,6 @@ class MembershipDeleteView(MembershipDeactivateView):
         "the audit log keeps a record."
     )
     button = gettext_lazy("Delete")
-
-    def get_queryset(self):
-        return memberships_visible(self.request.user, "accounts.delete_membership")
 
     def perform(self, obj):
         services.membership_delete(membership=obj, actor=self.request.user)
@@ -815,16 +786,13 @@ class RoleListView(ObjectListView):
         return role_list()
 
 
-class RoleFormView(ObjectFormView):
+class RoleFormView(AddEditFormView):
     template_name = "system/role_form.html"
     cancel_url_name = "system:role_list"
-
-    def get_permission(self):
-        return "accounts.change_role" if "pk" in self.kwargs else "accounts.add_role"
-
-    @property
-    def title(self):
-        return _("Edit role") if "pk" in self.kwargs else _("New role")
+    add_permission = "accounts.add_role"
+    change_permission = "accounts.change_role"
+    add_title = gettext_lazy("New role")
+    edit_title = gettext_lazy("Edit role")
 
     def get_queryset(self):
         return Role.objects.all()
@@ -880,15 +848,13 @@ class DepartmentListView(ObjectListView):
         return render(request, template, context)
 
 
-class DepartmentFormView(ObjectFormView):
+class DepartmentFormView(AddEditFormView):
     cancel_url_name = "system:department_list"
-
-    def get_permission(self):
-        return "accounts.change_department" if "pk" in self.kwargs else "accounts.add_department"
-
-    @property
-    def title(self):
-        return _("Edit department") if "pk" in self.kwargs else _("New department")
+    add_permission = "accounts.add_department"
+    change_permission = "accounts.change_department"
+    add_title = gettext_lazy("New department")
+    edit_title = gettext_lazy("Edit department")
+    suggest_areas = True
 
     def get_queryset(self):
         return departments_visible(self.request.user, self.get_permission()).select_related(
@@ -897,19 +863,6 @@ class DepartmentFormView(ObjectFormView):
 
     def get_form(self, data=None, files=None):
         return DepartmentForm(data, actor=self.request.user, department=self.get_object())
-
-    def render_form(self, form, obj, status=200):
-        return render(
-            self.request,
-            self.template_name,
-            self.context(
-                form=form,
-                object=obj,
-                cancel_url=self.cancel_url(obj),
-                area_suggestions=area_suggestions(self.request.user, self.get_permission()),
-            ),
-            status=status,
-        )
 
     def save(self, form, obj):
         data = form.cleaned_data
@@ -961,15 +914,12 @@ class DictionaryDetailView(SystemView):
         )
 
 
-class DictionaryFormView(ObjectFormView):
+class DictionaryFormView(AddEditFormView):
     cancel_url_name = "system:dictionary_list"
-
-    def get_permission(self):
-        return "core.change_dictionary" if "pk" in self.kwargs else "core.add_dictionary"
-
-    @property
-    def title(self):
-        return _("Edit dictionary") if "pk" in self.kwargs else _("New dictionary")
+    add_permission = "core.add_dictionary"
+    change_permission = "core.change_dictionary"
+    add_title = gettext_lazy("New dictionary")
+    edit_title = gettext_lazy("Edit dictionary")
 
     def get_queryset(self):
         return Dictionary.objects.all()
@@ -978,7 +928,7 @@ class DictionaryFormView(ObjectFormView):
         return DictionaryForm(data, instance=self.get_object())
 
     def save(self, form, obj):
-        data = {f: form.cleaned_data[f] for f in DictionaryForm.Meta.fields}
+        data = cleaned_fields(form)
         if obj is None:
             return core_services.dictionary_create(actor=self.request.user, **data)
         return core_services.dictionary_update(dictionary=obj, data=data, actor=self.request.user)
@@ -1042,16 +992,7 @@ class DictionaryItemView(SystemView):
             return self.row(request, item)
         form = DictionaryItemForm(instance=item, prefix=f"item{item.pk}")
         if not request.htmx:
-            return render(
-                request,
-                "system/form.html",
-                self.context(
-                    title=_("Edit item"),
-                    form=form,
-                    object=item,
-                    cancel_url=reverse("system:dictionary_detail", args=[item.dictionary_id]),
-                ),
-            )
+            return self.edit_page(request, item, form)
         return self.row(request, item, form)
 
     def post(self, request, pk=None, item_pk=None, action="edit"):
@@ -1069,7 +1010,7 @@ class DictionaryItemView(SystemView):
             return redirect(detail_url)
         form = DictionaryItemForm(request.POST, instance=item, prefix=f"item{item.pk}")
         if form.is_valid():
-            data = {f: form.cleaned_data[f] for f in DictionaryItemForm.Meta.fields}
+            data = cleaned_fields(form)
             try:
                 item = core_services.dictionary_item_update(
                     item=item, data=data, actor=request.user
@@ -1084,18 +1025,27 @@ class DictionaryItemView(SystemView):
         item.refresh_from_db()
         if request.htmx:
             return self.row(request, item, form)
+        return self.edit_page(request, item, form, status=400)
+
+    def edit_page(self, request, item, form, status=200):
+        """The item's form as a page of its own, for browsers without htmx."""
         return render(
             request,
             "system/form.html",
-            self.context(title=_("Edit item"), form=form, object=item, cancel_url=detail_url),
-            status=400,
+            self.context(
+                title=_("Edit item"),
+                form=form,
+                object=item,
+                cancel_url=reverse("system:dictionary_detail", args=[item.dictionary_id]),
+            ),
+            status=status,
         )
 
     def add(self, request, dictionary):
         form = new_item_form(request.POST)
         detail_url = reverse("system:dictionary_detail", args=[dictionary.pk])
         if form.is_valid():
-            data = {f: form.cleaned_data[f] for f in DictionaryItemForm.Meta.fields}
+            data = cleaned_fields(form)
             try:
                 core_services.dictionary_item_create(
                     dictionary=dictionary, actor=request.user, **data

@@ -1,6 +1,38 @@
-"""Test helpers for signing in the way the application requires."""
+"""Test helpers: signing in the way the application requires, and shared fixtures.
+
+The fixtures reach the test packages through their ``conftest.py``; a module
+asks for ``english`` and ``fresh_cache`` with ``pytest.mark.usefixtures``.
+"""
 
 from __future__ import annotations
+
+import pytest
+from django.core.cache import cache
+from django.utils import translation
+
+
+@pytest.fixture
+def english(settings):
+    # Messages are compared in English, the source language of the catalogue.
+    settings.LANGUAGE_CODE = "en"
+    with translation.override("en"):
+        yield
+
+
+@pytest.fixture
+def fresh_cache():
+    # Settings are cached; a value cached in one test must not leak into the next.
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture
+def admin(db):
+    """A superuser without a usable password, acting in services."""
+    from .models import User
+
+    return User.objects.create_superuser(username="root", password=None)
 
 
 def verified_login(client, user):

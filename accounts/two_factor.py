@@ -104,6 +104,18 @@ def _refuse_while_throttled(device: TOTPDevice) -> None:
         raise DomainError(message, errors={"code": [message]})
 
 
+def _wrong_code(user, device: TOTPDevice, action: str, message: str) -> DomainError:
+    """Audit a wrong code as a failed ``action``; the error to raise says what to do next."""
+    audit_log(
+        actor=user,
+        action=action,
+        obj=device,
+        outcome=AuditEntry.Outcome.FAILURE,
+        detail={"reason": "wrong code"},
+    )
+    return DomainError(message, errors={"code": [_("That code is not right.")]})
+
+
 def two_factor_confirm(*, request, device: TOTPDevice, code: str) -> TOTPDevice:
     """Confirm a pending device with a code from it; it replaces any older device.
 
@@ -137,16 +149,11 @@ def two_factor_confirm(*, request, device: TOTPDevice, code: str) -> TOTPDevice:
                 after={"device": device.name, "replaced": len(replaced)},
             )
     if not ok:
-        audit_log(
-            actor=user,
-            action="two_factor_enable",
-            obj=device,
-            outcome=AuditEntry.Outcome.FAILURE,
-            detail={"reason": "wrong code"},
-        )
-        raise DomainError(
+        raise _wrong_code(
+            user,
+            device,
+            "two_factor_enable",
             _("That code is not right. Check the time on your phone and try the next code."),
-            errors={"code": [_("That code is not right.")]},
         )
     django_otp.login(request, device)
     request.session.cycle_key()
@@ -163,16 +170,11 @@ def two_factor_verify(*, request, code: str) -> TOTPDevice:
     _refuse_while_throttled(device)
     verified = django_otp.verify_token(user, device.persistent_id, code)
     if verified is None:
-        audit_log(
-            actor=user,
-            action="two_factor_verify",
-            obj=device,
-            outcome=AuditEntry.Outcome.FAILURE,
-            detail={"reason": "wrong code"},
-        )
-        raise DomainError(
+        raise _wrong_code(
+            user,
+            device,
+            "two_factor_verify",
             _("That code is not right. Wait for the next code and try again."),
-            errors={"code": [_("That code is not right.")]},
         )
     # A new session key once the second factor is in, as Django does after the first.
     request.session.cycle_key()

@@ -7,9 +7,9 @@ reading an undeclared key is a programming error, not a silent ``None``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
@@ -19,6 +19,8 @@ from django.utils.translation import gettext_lazy
 
 from .errors import DomainError
 from .models import Dictionary, DictionaryItem, SystemSetting
+
+T = TypeVar("T")
 
 # --- audit ------------------------------------------------------------------
 
@@ -72,6 +74,64 @@ def full_clean_or_raise(obj, **kwargs) -> None:
 
 def field_error(field: str, message: str) -> DomainError:
     return DomainError(message, errors={field: [message]})
+
+
+def reject_unknown_fields(data: Mapping[str, Any], allowed: Iterable[str]) -> None:
+    """Refuse an update naming a field the service does not let change."""
+    unknown = set(data) - set(allowed)
+    if unknown:
+        raise DomainError(
+            _("These fields cannot be changed here: %(fields)s.")
+            % {"fields": ", ".join(sorted(unknown))}
+        )
+
+
+def create_audited(
+    obj: T,
+    *,
+    action: str,
+    actor,
+    snapshot: Callable[[T], dict[str, Any]],
+    check: Callable[[T], None] = full_clean_or_raise,
+    save: Callable[[], None] | None = None,
+) -> T:
+    """Check and save a new object and audit it as ``snapshot`` sees it, in one transaction.
+
+    ``save`` replaces the plain ``obj.save()`` where more belongs to the write.
+    """
+    with transaction.atomic():
+        check(obj)
+        if save is None:
+            obj.save()
+        else:
+            save()
+        _audit(actor=actor, action=action, obj=obj, after=snapshot(obj))
+    return obj
+
+
+def save_changes_audited(
+    obj,
+    *,
+    before: dict[str, Any],
+    after: dict[str, Any],
+    action: str,
+    actor,
+    save: Callable[[dict[str, Any]], None] | None = None,
+    detail: dict | None = None,
+) -> None:
+    """Save an edited object and audit the fields that differ between the two snapshots.
+
+    Nothing is written when nothing differs. ``save`` receives the changed
+    values and replaces the plain ``obj.save()``.
+    """
+    old, new = changed(before, after)
+    if not new:
+        return
+    if save is None:
+        obj.save()
+    else:
+        save(new)
+    _audit(actor=actor, action=action, obj=obj, before=old, after=new, detail=detail)
 
 
 # --- system settings --------------------------------------------------------
@@ -252,14 +312,24 @@ ITEM_FIELDS = ["code", "label", "label_en", "sort_order", "is_active"]
 
 
 def _apply(obj, data: Mapping[str, Any], allowed: list[str]) -> None:
-    unknown = set(data) - set(allowed)
-    if unknown:
-        raise DomainError(
-            _("These fields cannot be changed here: %(fields)s.")
-            % {"fields": ", ".join(sorted(unknown))}
-        )
+    reject_unknown_fields(data, allowed)
     for name, value in data.items():
         setattr(obj, name, value.strip() if isinstance(value, str) else value)
+
+
+def _update(obj, data: Mapping[str, Any], fields: list[str], *, action: str, actor, detail=None):
+    """Apply ``data`` to a locked object, check it, save and audit what changed."""
+    before = model_snapshot(obj, fields)
+    _apply(obj, data, fields)
+    full_clean_or_raise(obj)
+    save_changes_audited(
+        obj,
+        before=before,
+        after=model_snapshot(obj, fields),
+        action=action,
+        actor=actor,
+        detail=detail,
+    )
 
 
 def dictionary_create(
@@ -271,28 +341,18 @@ def dictionary_create(
         {"code": code, "name": name, "name_en": name_en, "description": description},
         DICTIONARY_FIELDS,
     )
-    with transaction.atomic():
-        full_clean_or_raise(dictionary)
-        dictionary.save()
-        _audit(
-            actor=actor,
-            action="dictionary.create",
-            obj=dictionary,
-            after=model_snapshot(dictionary, DICTIONARY_FIELDS),
-        )
-    return dictionary
+    return create_audited(
+        dictionary,
+        action="dictionary.create",
+        actor=actor,
+        snapshot=lambda d: model_snapshot(d, DICTIONARY_FIELDS),
+    )
 
 
 def dictionary_update(*, dictionary: Dictionary, data: Mapping[str, Any], actor) -> Dictionary:
     with transaction.atomic():
         dictionary = Dictionary.objects.select_for_update().get(pk=dictionary.pk)
-        before = model_snapshot(dictionary, DICTIONARY_FIELDS)
-        _apply(dictionary, data, DICTIONARY_FIELDS)
-        full_clean_or_raise(dictionary)
-        old, new = changed(before, model_snapshot(dictionary, DICTIONARY_FIELDS))
-        if new:
-            dictionary.save()
-            _audit(actor=actor, action="dictionary.update", obj=dictionary, before=old, after=new)
+        _update(dictionary, data, DICTIONARY_FIELDS, action="dictionary.update", actor=actor)
     return dictionary
 
 
@@ -305,6 +365,10 @@ def dictionary_delete(*, dictionary: Dictionary, actor) -> None:
         )
         _audit(actor=actor, action="dictionary.delete", obj=dictionary, before=before)
         dictionary.delete()
+
+
+def _item_snapshot(item: DictionaryItem) -> dict[str, Any]:
+    return {"dictionary": item.dictionary.code, **model_snapshot(item, ITEM_FIELDS)}
 
 
 def dictionary_item_create(
@@ -329,16 +393,9 @@ def dictionary_item_create(
         },
         ITEM_FIELDS,
     )
-    with transaction.atomic():
-        full_clean_or_raise(item)
-        item.save()
-        _audit(
-            actor=actor,
-            action="dictionary_item.create",
-            obj=item,
-            after={"dictionary": dictionary.code, **model_snapshot(item, ITEM_FIELDS)},
-        )
-    return item
+    return create_audited(
+        item, action="dictionary_item.create", actor=actor, snapshot=_item_snapshot
+    )
 
 
 def dictionary_item_update(
@@ -350,20 +407,14 @@ def dictionary_item_update(
             .select_related("dictionary")
             .get(pk=item.pk)
         )
-        before = model_snapshot(item, ITEM_FIELDS)
-        _apply(item, data, ITEM_FIELDS)
-        full_clean_or_raise(item)
-        old, new = changed(before, model_snapshot(item, ITEM_FIELDS))
-        if new:
-            item.save()
-            _audit(
-                actor=actor,
-                action="dictionary_item.update",
-                obj=item,
-                before=old,
-                after=new,
-                detail={"dictionary": item.dictionary.code},
-            )
+        _update(
+            item,
+            data,
+            ITEM_FIELDS,
+            action="dictionary_item.update",
+            actor=actor,
+            detail={"dictionary": item.dictionary.code},
+        )
     return item
 
 
@@ -373,6 +424,6 @@ def dictionary_item_delete(*, item: DictionaryItem, actor) -> None:
             actor=actor,
             action="dictionary_item.delete",
             obj=item,
-            before={"dictionary": item.dictionary.code, **model_snapshot(item, ITEM_FIELDS)},
+            before=_item_snapshot(item),
         )
         item.delete()

@@ -3,39 +3,17 @@ import io
 import openpyxl
 import pytest
 from django.contrib.auth.models import Permission
-from django.core.cache import cache
 from django.core.management import CommandError, call_command
-from django.utils import translation
 
 from accounts.importing import users_import
 from accounts.models import AuditEntry, Department, Membership, Role, User
 from core.errors import DomainError
 from core.services import setting_set
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def _english(settings):
-    # Messages are compared in English, the source language of the catalogue.
-    settings.LANGUAGE_CODE = "en"
-    with translation.override("en"):
-        yield
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("english", "fresh_cache")]
 
 
 HEADER = "username,display_name,email,phone,role,area_code,department_code"
-
-
-@pytest.fixture(autouse=True)
-def _fresh_cache():
-    cache.clear()
-    yield
-    cache.clear()
-
-
-@pytest.fixture
-def admin(db):
-    return User.objects.create_superuser(username="root", password=None)
 
 
 @pytest.fixture

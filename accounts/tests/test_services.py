@@ -1,6 +1,5 @@
 import pytest
 from django.contrib.auth.models import Permission
-from django.utils import translation
 
 from accounts import services
 from accounts.models import ApiToken, AuditEntry, Department, Membership, Role, User
@@ -12,15 +11,7 @@ from accounts.selectors import (
 )
 from core.errors import DomainError
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def _english(settings):
-    # Messages are compared in English, the source language of the catalogue.
-    settings.LANGUAGE_CODE = "en"
-    with translation.override("en"):
-        yield
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("english")]
 
 
 def perm(key: str) -> Permission:
@@ -36,11 +27,6 @@ def make_role(code: str, *perms: str, needs_department: bool = False) -> Role:
 
 def last_entry(action: str) -> AuditEntry:
     return AuditEntry.objects.filter(action=action).order_by("-id").first()
-
-
-@pytest.fixture
-def admin(db):
-    return User.objects.create_superuser(username="root", password=None)
 
 
 @pytest.fixture

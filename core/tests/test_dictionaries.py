@@ -1,8 +1,7 @@
 import pytest
-from django.core.cache import cache
 from django.utils import translation
 
-from accounts.models import AuditEntry, User
+from accounts.models import AuditEntry
 from core.errors import DomainError
 from core.models import Dictionary, DictionaryItem, SystemSetting
 from core.selectors import dictionary_choices, dictionary_items, dictionary_label
@@ -17,28 +16,7 @@ from core.services import (
     setting_set,
 )
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def _english(settings):
-    # Messages are compared in English, the source language of the catalogue.
-    settings.LANGUAGE_CODE = "en"
-    with translation.override("en"):
-        yield
-
-
-@pytest.fixture(autouse=True)
-def _fresh_cache():
-    # Settings are cached; a value cached in one test must not leak into the next.
-    cache.clear()
-    yield
-    cache.clear()
-
-
-@pytest.fixture
-def admin():
-    return User.objects.create_superuser(username="root", password=None)
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("english", "fresh_cache")]
 
 
 @pytest.fixture
