@@ -14,7 +14,7 @@ from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from core.models import TimeStampedModel
+from core.models import AppendOnlyError, AppendOnlyModel, AppendOnlyQuerySet, TimeStampedModel
 
 from .scopes import RestrictedQuerySet
 
@@ -194,19 +194,15 @@ class ApiToken(models.Model):
         return self.revoked_at is None and self.expires_at > timezone.now()
 
 
-class AuditLogIsAppendOnly(Exception):
+class AuditLogIsAppendOnly(AppendOnlyError):
     """Raised on any attempt to change or remove an audit entry through the ORM."""
 
 
-class AuditEntryQuerySet(RestrictedQuerySet):
-    def update(self, **kwargs):
-        raise AuditLogIsAppendOnly("audit entries cannot be updated")
-
-    def delete(self):
-        raise AuditLogIsAppendOnly("audit entries cannot be deleted")
+class AuditEntryQuerySet(AppendOnlyQuerySet, RestrictedQuerySet):
+    pass
 
 
-class AuditEntry(models.Model):
+class AuditEntry(AppendOnlyModel):
     """One line of the audit log. Append-only: no update, no delete.
 
     The actor is kept as id and username rather than a foreign key, so deleting
@@ -237,6 +233,7 @@ class AuditEntry(models.Model):
     )
     detail = models.JSONField(_("detail"), null=True, blank=True)
 
+    AppendOnly = AuditLogIsAppendOnly
     objects = AuditEntryQuerySet.as_manager()
     # Audit entries are not located in an area: the permission alone decides.
     scope_path = None
@@ -250,11 +247,3 @@ class AuditEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.at:%Y-%m-%d %H:%M:%S} {self.actor_username} {self.action} {self.object_repr}"
-
-    def save(self, *args, **kwargs):
-        if not self._state.adding:
-            raise AuditLogIsAppendOnly("audit entries cannot be changed once written")
-        super().save(*args, **kwargs)
-
-    def delete(self, *args, **kwargs):
-        raise AuditLogIsAppendOnly("audit entries cannot be deleted")

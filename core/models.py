@@ -101,3 +101,41 @@ class CalendarVersion(models.Model):
 
     def __str__(self) -> str:
         return str(self.version)
+
+
+class AppendOnlyError(Exception):
+    """Raised on any attempt to change or remove a row of an append-only table."""
+
+
+class AppendOnlyQuerySet(models.QuerySet):
+    """Bulk update() and delete() refuse, like the rows themselves."""
+
+    def update(self, **kwargs):
+        raise self.model.AppendOnly(f"{self.model._meta.verbose_name_plural} cannot be updated")
+
+    def delete(self):
+        raise self.model.AppendOnly(f"{self.model._meta.verbose_name_plural} cannot be deleted")
+
+
+class AppendOnlyModel(models.Model):
+    """A record of history (the audit log, a case's timeline): written once, never edited.
+
+    The ORM refuses here; on PostgreSQL a trigger installed by the owning
+    app's migration refuses raw UPDATE and DELETE too. ``AppendOnly`` names the
+    error a subclass raises, so callers can tell which history refused.
+    """
+
+    AppendOnly: type[AppendOnlyError] = AppendOnlyError
+
+    class Meta:
+        abstract = True
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise self.AppendOnly(
+                f"{self._meta.verbose_name_plural} cannot be changed once written"
+            )
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise self.AppendOnly(f"{self._meta.verbose_name_plural} cannot be deleted")
