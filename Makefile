@@ -51,6 +51,7 @@ run: setup
 	$(MANAGE) migrate --no-input -v 0
 	$(MANAGE) seed_demo --if-empty
 	$(MANAGE) demo_logins --url http://$(HOST):$(PORT)
+	$(MANAGE) schedule_sweeps -v 0
 	@echo "Background worker: started beside the web server (logs in var/worker.log)"
 	@$(MANAGE) db_worker >var/worker.log 2>&1 & echo $$! > var/worker.pid
 	@trap 'kill $$(cat var/worker.pid) 2>/dev/null; rm -f var/worker.pid' EXIT INT TERM; \

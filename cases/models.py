@@ -12,6 +12,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from accounts.scopes import RestrictedQuerySet
 from core.models import TimeStampedModel
@@ -31,12 +32,13 @@ class Urgency(models.TextChoices):
 
 
 class Step(models.TextChoices):
-    VERIFY = "verify", _("verify")  # 核实
-    FILE = "file", _("file")  # 立案
-    DISPATCH = "dispatch", _("dispatch")  # 派遣
-    HANDLE = "handle", _("handle")  # 处置
-    CHECK = "check", _("check")  # 核查
-    CLOSE = "close", _("close")  # 结案
+    # One-word labels carry a context: "file" is also a file to import elsewhere.
+    VERIFY = "verify", pgettext_lazy("case step", "verify")  # 核实
+    FILE = "file", pgettext_lazy("case step", "file")  # 立案
+    DISPATCH = "dispatch", pgettext_lazy("case step", "dispatch")  # 派遣
+    HANDLE = "handle", pgettext_lazy("case step", "handle")  # 处置
+    CHECK = "check", pgettext_lazy("case step", "check")  # 核查
+    CLOSE = "close", pgettext_lazy("case step", "close")  # 结案
 
 
 MAJOR_CODE_LENGTH = 2
@@ -348,6 +350,9 @@ class Case(models.Model):
     step = models.CharField(_("step"), max_length=10, choices=Step.choices, blank=True)
     step_started_at = models.DateTimeField(_("step started"), null=True, blank=True)
     step_deadline = models.DateTimeField(_("step deadline"), null=True, blank=True)
+    # When the step's light turns yellow (the 预警线 in the step's working time),
+    # stored with the deadline so that a light is a plain, indexable comparison.
+    step_yellow_at = models.DateTimeField(_("step warning from"), null=True, blank=True)
     deadline = models.DateTimeField(_("overall deadline"), null=True, blank=True)
     step_overdue = models.BooleanField(_("step overdue"), default=False)
     overdue = models.BooleanField(_("ever overdue"), default=False)
@@ -371,6 +376,7 @@ class Case(models.Model):
         verbose_name_plural = _("cases")
         indexes = [
             models.Index(fields=["state", "step_deadline"], name="cases_case_state_due"),
+            models.Index(fields=["state", "step_yellow_at"], name="cases_case_state_yellow"),
             models.Index(fields=["area", "state"], name="cases_case_area_state"),
             models.Index(fields=["department", "state"], name="cases_case_dept_state"),
             models.Index(fields=["created_at", "id"], name="cases_case_created_id"),

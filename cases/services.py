@@ -14,7 +14,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -36,6 +36,7 @@ from .models import (
     Urgency,
 )
 from .selectors import route_department, step_deadline
+from .sla import yellow_from
 from .workflow import Action
 
 KIND_LETTER = {Kind.EVENT: "E", Kind.COMPONENT: "C"}
@@ -60,7 +61,7 @@ class CaseConflict(Conflict):
         message = _(
             "This case was changed meanwhile: it is now %(state)s (version %(version)s). "
             "Reload it and try again."
-        ) % {"state": state, "version": version}
+        ) % {"state": CaseState(state).label, "version": version}
         super().__init__(
             message,
             errors={"non_field_errors": [message], "state": [state], "version": [str(version)]},
@@ -153,6 +154,11 @@ def _step_fields(*, category: Category, urgency: str, state: str, start: datetim
         "step": step,
         "step_started_at": start if step else None,
         "step_deadline": deadline,
+        "step_yellow_at": (
+            yellow_from(started_at=start, deadline=deadline, calendar=calendar)
+            if deadline is not None
+            else None
+        ),
         "step_overdue": False,
     }
 
@@ -228,15 +234,51 @@ def case_report(
     reporter_email: str = "",
     idempotency_key: str | None = None,
 ) -> Case:
+    """Record a reported problem; the case (see :func:`case_report_result`)."""
+    case, _created = case_report_result(
+        actor=actor,
+        category=category,
+        lat=lat,
+        lng=lng,
+        description=description,
+        source=source,
+        urgency=urgency,
+        address=address,
+        reporter=reporter,
+        reporter_name=reporter_name,
+        reporter_phone=reporter_phone,
+        reporter_email=reporter_email,
+        idempotency_key=idempotency_key,
+    )
+    return case
+
+
+def case_report_result(
+    *,
+    actor,
+    category: Category,
+    lat,
+    lng,
+    description: str,
+    source: str,
+    urgency: str = Urgency.NORMAL,
+    address: str = "",
+    reporter=None,
+    reporter_name: str = "",
+    reporter_phone: str = "",
+    reporter_email: str = "",
+    idempotency_key: str | None = None,
+) -> tuple[Case, bool]:
     """Record a reported problem: locate its grid, route it, set its deadlines, number it.
 
-    A retried call with the same ``idempotency_key`` from the same actor
-    returns the case the first call made, whatever else it carries.
+    Answers the case and whether this call created it. A retried call with
+    the same ``idempotency_key`` from the same actor answers the case the
+    first call made (and False), whatever else it carries.
     """
     key = (idempotency_key or "").strip()
     first = _first_with_key(actor, key)
     if first is not None:
-        return first
+        return first, False
     errors = _report_problems(
         category=category,
         urgency=urgency,
@@ -318,9 +360,9 @@ def case_report(
         # A retry that raced its first attempt: the first one's case stands.
         first = _first_with_key(actor, key)
         if first is not None:
-            return first
+            return first, False
         raise
-    return case
+    return case, True
 
 
 def _append_event(*, case, actor, role, action, from_state, to_state, note, at, data) -> CaseEvent:
@@ -443,6 +485,9 @@ def case_transition(
                 suspended_at=None,
                 step_deadline=_resumed(
                     case.step_deadline, paused_at=case.suspended_at, now=now, calendar=calendar
+                ),
+                step_yellow_at=_resumed(
+                    case.step_yellow_at, paused_at=case.suspended_at, now=now, calendar=calendar
                 ),
                 deadline=_resumed(
                     case.deadline, paused_at=case.suspended_at, now=now, calendar=calendar
@@ -698,3 +743,66 @@ def case_reopen(*, case_id: int, expected_version: int, actor, note: str) -> Cas
         actor=actor,
         note=note,
     )
+
+
+# --- the overdue sweep --------------------------------------------------------------
+
+SWEEP_BATCH = 200
+
+# A suspended case's clock is paused: it cannot run late until it resumes.
+SWEPT_STATES = sorted(workflow.OPEN_STATES - {CaseState.SUSPENDED})
+
+
+def _claim_overdue(pk: int, now: datetime) -> bool:
+    """Mark one case's passed deadlines; True when this call marked anything.
+
+    Each flag is set by a conditional UPDATE that also re-checks the deadline,
+    so of two sweeps only one changes the row (the other's UPDATE matches
+    nothing once the first commits), and a case that moved on meanwhile to a
+    new step with a later deadline is left alone.
+    """
+    row = Case.objects.filter(pk=pk, state__in=SWEPT_STATES)
+    step = row.filter(step_overdue=False, step_deadline__lte=now).update(step_overdue=True)
+    overall = row.filter(overdue=False, deadline__lte=now).update(overdue=True)
+    if not (step or overall):
+        return False
+    state, current_step, due = (
+        Case.objects.filter(pk=pk).values_list("state", "step", "step_deadline").get()
+    )
+    CaseEvent.objects.create(
+        case_id=pk,
+        at=now,
+        action="overdue",
+        from_state=state,
+        to_state=state,
+        deadline=due,
+        data={"step": current_step, "step_overdue": bool(step), "overall_overdue": bool(overall)},
+    )
+    return True
+
+
+def cases_sweep_overdue(*, now: datetime | None = None) -> int:
+    """Mark the open cases whose step deadline or overall deadline has passed.
+
+    Answers how many cases this sweep marked. ``step_overdue`` is set when the
+    current step's deadline passed, ``overdue`` when the overall deadline did;
+    each marked case gets one "overdue" timeline entry (no actor: the system),
+    written in the transaction that claimed it. Any number of sweeps may run
+    at once: each case is counted by exactly one of them. The case's version
+    is not bumped — marking is not a transition, so a caller's If-Match stays
+    valid.
+    """
+    now = now or timezone.now()
+    due = Q(step_overdue=False, step_deadline__lte=now) | Q(overdue=False, deadline__lte=now)
+    ids = list(
+        Case.objects.filter(state__in=SWEPT_STATES)
+        .filter(due)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+    marked = 0
+    for start in range(0, len(ids), SWEEP_BATCH):
+        with transaction.atomic():
+            for pk in ids[start : start + SWEEP_BATCH]:
+                marked += _claim_overdue(pk, now)
+    return marked

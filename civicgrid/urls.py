@@ -7,6 +7,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 api_v1 = [
     path("", include("geo.api.urls")),
     path("", include("accounts.api.urls")),
+    path("", include("cases.api.urls")),
 ]
 
 urlpatterns = [

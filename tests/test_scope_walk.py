@@ -34,12 +34,15 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 import pytest
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
 from accounts.models import ApiToken, AuditEntry, Department, Membership, User
+from cases.models import Case, CaseEvent, Category, Kind, Source
 from core.testing import Route, all_routes
 from geo.geometry import measure
 from geo.models import Area, Building, GridStaff
@@ -52,6 +55,7 @@ pytestmark = pytest.mark.django_db
 
 ABSENT_PK = 987654
 ABSENT_CODE = "11010500199901"  # a well-formed grid code nobody has
+ABSENT_CASE = "E0101209912310001"  # a well-formed case number nobody has
 OK, FOUND = {200}, {302}
 NOT_FOUND = {404}
 REFUSED = {403}
@@ -110,6 +114,14 @@ def absent_pk(w: World) -> dict:
 
 def absent_code(w: World) -> dict:
     return {"code": ABSENT_CODE}
+
+
+def b_case(w: World) -> dict:
+    return {"number": Case.objects.get(area=w.b.grid).number}
+
+
+def absent_case(w: World) -> dict:
+    return {"number": ABSENT_CASE}
 
 
 def _detail(kwargs: Kw, absent: Kw = absent_pk, methods=("get",), **extra) -> list[Req]:
@@ -342,6 +354,37 @@ REGISTRY: dict[str, Probe | Exempt] = {
     "api-audit-detail": Probe(
         [Req(kwargs=lambda w: {"pk": w.b.audit_entry_id}, absent=absent_pk, expect=REFUSED)]
     ),
+    # --- API: cases ----------------------------------------------------------------------------
+    "cases-list": Probe(
+        [
+            Req(),
+            Req(query=lambda w: {"area": w.b.community.code}),
+            Req(query=lambda w: {"state": "reported", "category": "01", "light": "green,red"}),
+            Req(query=lambda w: {"limit": "1"}),
+            # Reporting needs a workflow role over the grid; the probe role is none.
+            Req(
+                method="post",
+                json_body=True,
+                data=lambda w: {
+                    "kind": "event",
+                    "category": "0101",
+                    "description": "probe",
+                    **_point(w.b.grid),
+                },
+                expect=REFUSED,
+            ),
+        ]
+    ),
+    "cases-detail": Probe(_detail(b_case, absent=absent_case)),
+    "cases-action": Probe(
+        _detail(
+            lambda w: {**b_case(w), "action": "file"},
+            absent=lambda w: {**absent_case(w), "action": "file"},
+            methods=("post",),
+            data=lambda w: {"note": "probe", "version": 1},
+            json_body=True,
+        )
+    ),
 }
 
 # Whole namespaces left out, with the reason.
@@ -414,6 +457,35 @@ def _plant_overlap(world: World) -> None:
     bump_area_version()
 
 
+def _plant_case(world: World) -> Case:
+    """A case in B's first grid whose description names B's department (a marker)."""
+    grid, now = world.b.grid, timezone.now()
+    case = Case.objects.create(
+        number="E0101202601010001",
+        kind=Kind.EVENT,
+        category=Category.objects.get(kind=Kind.EVENT, code="0101"),
+        area=grid,
+        description=f"{world.b.department.name} 门前垃圾",
+        source=Source.GRID_WORKER,
+        reporter=world.b.worker,
+        created_by=world.b.worker,
+        step="file",
+        step_started_at=now,
+        step_yellow_at=now + timedelta(minutes=48),
+        step_deadline=now + timedelta(hours=1),
+        **_point(grid),
+    )
+    CaseEvent.objects.create(
+        case=case,
+        actor_id=world.b.worker.pk,
+        actor_username=world.b.worker.username,
+        role="grid_worker",
+        action="report",
+        to_state=case.state,
+    )
+    return case
+
+
 def _snapshot(world: World) -> dict:
     """What must not change: B's rows, as stored."""
     side = world.b
@@ -433,6 +505,8 @@ def _snapshot(world: World) -> dict:
         "staff": list(GridStaff.objects.filter(area__code__in=codes).order_by("pk").values()),
         "buildings": list(Building.objects.filter(community=side.community).values()),
         "tokens": list(ApiToken.objects.filter(user__in=users).values()),
+        "cases": list(Case.objects.filter(area__code__in=codes).order_by("pk").values()),
+        "timeline": CaseEvent.objects.filter(case__area__code__in=codes).count(),
     }
 
 
@@ -502,6 +576,7 @@ def _walk(client: Client, user: User, world: World, markers: set[str], *, scoped
 def world():
     w = make_world()
     _plant_overlap(w)
+    _plant_case(w)
     return w
 
 
@@ -540,10 +615,12 @@ def test_the_probes_can_fail(world, client):
         "locate[0]",
         "topology[0]",
         "geo:area-panel[0]",
+        "cases-list[0]",
     ):
         assert key in leaks, (key, problems)
     found = {p.split(" ")[0] for p in problems if "expected one of [404]" in p}
     assert "areas-detail[0]" in found and "system:user_detail[0]" in found
+    assert "cases-detail[0]" in found
 
 
 def test_the_admin_site_is_for_superusers_only(world, client):

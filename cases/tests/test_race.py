@@ -69,7 +69,7 @@ def _read_line(proc, timeout: float) -> str:
 
 
 @pytest.mark.slow
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.django_db(transaction=True)
 def test_exactly_one_of_eight_racing_processes_wins_each_case(small_city):
     world = make_case_world(small_city)
     # Each process files as its own shift lead, so each holds a genuine role.
