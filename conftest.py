@@ -52,3 +52,14 @@ def admin_client(client, admin_user):
     from accounts.testing import verified_login
 
     return verified_login(client, admin_user)
+
+
+@pytest.fixture(autouse=True)
+def _empty_cache():
+    """Settings and other values cached in process memory do not outlive a test
+    whose database writes were rolled back."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()

@@ -12,6 +12,11 @@ from django.db import transaction
 
 # Read access to the city's geography: every staff role needs it.
 GEO_READ = ["geo.view_area", "geo.view_gridstaff", "geo.view_building"]
+# Reading the cases of one's areas (and their categories): every role on the
+# case loop. What a role may *do* to a case is the transition table's business
+# (cases/workflow.py), checked against the same memberships.
+CASE_READ = ["cases.view_case", "cases.view_category"]
+STAFF_READ = [*GEO_READ, *CASE_READ]
 
 BUILTIN_ROLES: list[dict] = [
     {
@@ -26,35 +31,35 @@ BUILTIN_ROLES: list[dict] = [
         "name": "网格员",
         "name_en": "Grid worker",
         "description": "Patrols grids, reports problems, verifies reports and checks results.",
-        "permissions": GEO_READ,
+        "permissions": STAFF_READ,
     },
     {
         "code": "grid_leader",
         "name": "网格长",
         "name_en": "Grid leader",
         "description": "Leads the grid workers of a community's grids.",
-        "permissions": GEO_READ,
+        "permissions": STAFF_READ,
     },
     {
         "code": "intake_clerk",
         "name": "受理员",
         "name_en": "Intake clerk",
         "description": "Screens incoming reports and sends verification tasks.",
-        "permissions": GEO_READ,
+        "permissions": STAFF_READ,
     },
     {
         "code": "shift_lead",
         "name": "值班长",
         "name_en": "Shift lead",
         "description": "Files or rejects cases and closes them.",
-        "permissions": GEO_READ,
+        "permissions": STAFF_READ,
     },
     {
         "code": "dispatcher",
         "name": "派遣员",
         "name_en": "Dispatcher",
         "description": "Sends filed cases to the responsible department.",
-        "permissions": [*GEO_READ, "accounts.view_department"],
+        "permissions": [*STAFF_READ, "accounts.view_department"],
     },
     {
         "code": "handler",
@@ -62,7 +67,7 @@ BUILTIN_ROLES: list[dict] = [
         "name_en": "Handler",
         "description": "Works cases sent to their department and reports the result.",
         "needs_department": True,
-        "permissions": GEO_READ,
+        "permissions": STAFF_READ,
     },
     {
         "code": "department_head",
@@ -70,14 +75,14 @@ BUILTIN_ROLES: list[dict] = [
         "name_en": "Department head",
         "description": "Leads a department's handlers.",
         "needs_department": True,
-        "permissions": [*GEO_READ, "accounts.view_department", "accounts.view_membership"],
+        "permissions": [*STAFF_READ, "accounts.view_department", "accounts.view_membership"],
     },
     {
         "code": "leader",
         "name": "领导",
         "name_en": "Leader",
         "description": "Watches dashboards and supervises overdue or serious cases.",
-        "permissions": [*GEO_READ, "accounts.view_department"],
+        "permissions": [*STAFF_READ, "accounts.view_department"],
     },
     {
         "code": "admin",
@@ -85,7 +90,17 @@ BUILTIN_ROLES: list[dict] = [
         "name_en": "Administrator",
         "description": "Runs users, roles, departments, dictionaries, thresholds and the area tree.",
         "permissions": [
-            *GEO_READ,
+            *STAFF_READ,
+            "cases.add_category",
+            "cases.change_category",
+            "cases.view_timelimit",
+            "cases.add_timelimit",
+            "cases.change_timelimit",
+            "cases.delete_timelimit",
+            "cases.view_routingrule",
+            "cases.add_routingrule",
+            "cases.change_routingrule",
+            "cases.delete_routingrule",
             "geo.add_area",
             "geo.change_area",
             "geo.delete_area",
