@@ -399,7 +399,16 @@ def test_readers_keep_the_old_index_while_another_thread_refreshes(small_city):
     # Hold the rebuild lock as a rebuilding thread would: lookups do not wait.
     with geo_index._lock:
         answers = []
-        reader = threading.Thread(target=lambda: answers.append(geo_index.get_index()))
+
+        def read():
+            try:
+                answers.append(geo_index.get_index())
+            finally:
+                # The thread's own connection (it checks the version) must not
+                # outlive the test: it would hold the test database open.
+                connection.close()
+
+        reader = threading.Thread(target=read)
         reader.start()
         reader.join(timeout=10)
         assert not reader.is_alive()
