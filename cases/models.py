@@ -15,7 +15,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
 from accounts.scopes import RestrictedQuerySet
-from core.models import TimeStampedModel
+from core.models import AppendOnlyError, AppendOnlyModel, AppendOnlyQuerySet, TimeStampedModel
 
 
 class Kind(models.TextChoices):
@@ -393,19 +393,11 @@ class Case(models.Model):
         return self.number
 
 
-class CaseEventIsAppendOnly(Exception):
+class CaseEventIsAppendOnly(AppendOnlyError):
     """Raised on any attempt to change or remove a timeline entry through the ORM."""
 
 
-class CaseEventQuerySet(models.QuerySet):
-    def update(self, **kwargs):
-        raise CaseEventIsAppendOnly("timeline entries cannot be updated")
-
-    def delete(self):
-        raise CaseEventIsAppendOnly("timeline entries cannot be deleted")
-
-
-class CaseEvent(models.Model):
+class CaseEvent(AppendOnlyModel):
     """One entry of a case's timeline: an action, who took it, and the state it moved.
 
     Append-only, like accounts.AuditEntry: the actor is kept as id and username
@@ -426,7 +418,8 @@ class CaseEvent(models.Model):
     deadline = models.DateTimeField(_("deadline at that moment"), null=True, blank=True)
     data = models.JSONField(_("data"), default=dict, blank=True)
 
-    objects = CaseEventQuerySet.as_manager()
+    AppendOnly = CaseEventIsAppendOnly
+    objects = AppendOnlyQuerySet.as_manager()
 
     class Meta:
         ordering = ["case", "at", "id"]
@@ -436,14 +429,6 @@ class CaseEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.case_id} {self.action} {self.from_state}→{self.to_state}"
-
-    def save(self, *args, **kwargs):
-        if not self._state.adding:
-            raise CaseEventIsAppendOnly("timeline entries cannot be changed once written")
-        super().save(*args, **kwargs)
-
-    def delete(self, *args, **kwargs):
-        raise CaseEventIsAppendOnly("timeline entries cannot be deleted")
 
 
 class DailyCounter(models.Model):

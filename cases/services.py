@@ -8,6 +8,7 @@ The timeline entry and the audit entry are written in the same transaction.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, datetime, timedelta
 
 from django.conf import settings
@@ -566,47 +567,41 @@ def case_transition(
     return case
 
 
-# One service per use case, all through the guarded core above.
+# One service per use case, all through the guarded core above. The actions
+# that take nothing but a note are made alike; a reason the action requires
+# (void, send back, failed check, suspend, reopen) is checked by the core.
 
 
-def case_verify_request(*, case_id: int, expected_version: int, actor, note: str = "") -> Case:
-    return case_transition(
-        case_id=case_id,
-        expected_version=expected_version,
-        action=Action.VERIFY_REQUEST,
-        actor=actor,
-        note=note,
-    )
+def _note_action(action: str) -> Callable[..., Case]:
+    def run(*, case_id: int, expected_version: int, actor, note: str = "") -> Case:
+        return case_transition(
+            case_id=case_id,
+            expected_version=expected_version,
+            action=action,
+            actor=actor,
+            note=note,
+        )
+
+    run.__name__ = run.__qualname__ = f"case_{action}"
+    run.__doc__ = f"Apply {action!r} to a case (see cases.workflow)."
+    return run
 
 
-def case_verify_confirm(*, case_id: int, expected_version: int, actor, note: str = "") -> Case:
-    return case_transition(
-        case_id=case_id,
-        expected_version=expected_version,
-        action=Action.VERIFY_CONFIRM,
-        actor=actor,
-        note=note,
-    )
-
-
-def case_file(*, case_id: int, expected_version: int, actor, note: str = "") -> Case:
-    return case_transition(
-        case_id=case_id,
-        expected_version=expected_version,
-        action=Action.FILE,
-        actor=actor,
-        note=note,
-    )
-
-
-def case_void(*, case_id: int, expected_version: int, actor, note: str) -> Case:
-    return case_transition(
-        case_id=case_id,
-        expected_version=expected_version,
-        action=Action.VOID,
-        actor=actor,
-        note=note,
-    )
+case_verify_request = _note_action(Action.VERIFY_REQUEST)
+case_verify_confirm = _note_action(Action.VERIFY_CONFIRM)
+case_file = _note_action(Action.FILE)
+case_void = _note_action(Action.VOID)
+case_accept = _note_action(Action.ACCEPT)
+case_send_back = _note_action(Action.SEND_BACK)
+case_handle = _note_action(Action.HANDLE)
+case_handle_on_spot = _note_action(Action.HANDLE_ON_SPOT)
+case_check_pass = _note_action(Action.CHECK_PASS)
+case_check_fail = _note_action(Action.CHECK_FAIL)
+case_close = _note_action(Action.CLOSE)
+case_escalate = _note_action(Action.ESCALATE)
+case_suspend = _note_action(Action.SUSPEND)
+case_resume = _note_action(Action.RESUME)
+case_reopen = _note_action(Action.REOPEN)
 
 
 def case_merge(
@@ -632,116 +627,6 @@ def case_dispatch(
         actor=actor,
         note=note,
         department=department,
-    )
-
-
-def case_accept(*, case_id: int, expected_version: int, actor, note: str = "") -> Case:
-    return case_transition(
-        case_id=case_id,
-        expected_version=expected_version,
-        action=Action.ACCEPT,
-        actor=actor,
-        note=note,
-    )
-
-
-def case_send_back(*, case_id: int, expected_version: int, actor, note: str) -> Case:
-    return case_transition(
-        case_id=case_id,
-        expected_version=expected_version,
-        action=Action.SEND_BACK,
-        actor=actor,
-        note=note,
-    )
-
-
-def case_handle(*, case_id: int, expected_version: int, actor, note: str = "") -> Case:
-    return case_transition(
-        case_id=case_id,
-        expected_version=expected_version,
-        action=Action.HANDLE,
-        actor=actor,
-        note=note,
-    )
-
-
-def case_handle_on_spot(*, case_id: int, expected_version: int, actor, note: str = "") -> Case:
-    return case_transition(
-        case_id=case_id,
-        expected_version=expected_version,
-        action=Action.HANDLE_ON_SPOT,
-        actor=actor,
-        note=note,
-    )
-
-
-def case_check_pass(*, case_id: int, expected_version: int, actor, note: str = "") -> Case:
-    return case_transition(
-        case_id=case_id,
-        expected_version=expected_version,
-        action=Action.CHECK_PASS,
-        actor=actor,
-        note=note,
-    )
-
-
-def case_check_fail(*, case_id: int, expected_version: int, actor, note: str) -> Case:
-    return case_transition(
-        case_id=case_id,
-        expected_version=expected_version,
-        action=Action.CHECK_FAIL,
-        actor=actor,
-        note=note,
-    )
-
-
-def case_close(*, case_id: int, expected_version: int, actor, note: str = "") -> Case:
-    return case_transition(
-        case_id=case_id,
-        expected_version=expected_version,
-        action=Action.CLOSE,
-        actor=actor,
-        note=note,
-    )
-
-
-def case_escalate(*, case_id: int, expected_version: int, actor, note: str = "") -> Case:
-    return case_transition(
-        case_id=case_id,
-        expected_version=expected_version,
-        action=Action.ESCALATE,
-        actor=actor,
-        note=note,
-    )
-
-
-def case_suspend(*, case_id: int, expected_version: int, actor, note: str) -> Case:
-    return case_transition(
-        case_id=case_id,
-        expected_version=expected_version,
-        action=Action.SUSPEND,
-        actor=actor,
-        note=note,
-    )
-
-
-def case_resume(*, case_id: int, expected_version: int, actor, note: str = "") -> Case:
-    return case_transition(
-        case_id=case_id,
-        expected_version=expected_version,
-        action=Action.RESUME,
-        actor=actor,
-        note=note,
-    )
-
-
-def case_reopen(*, case_id: int, expected_version: int, actor, note: str) -> Case:
-    return case_transition(
-        case_id=case_id,
-        expected_version=expected_version,
-        action=Action.REOPEN,
-        actor=actor,
-        note=note,
     )
 
 
