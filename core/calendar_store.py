@@ -23,12 +23,12 @@ from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F
 from django.utils.translation import gettext as _
 
 from .calendar import DEFAULT_WEEKEND, DEFAULT_WORK_HOURS, WorkCalendar, YearRules, china_year_rules
 from .errors import DomainError
-from .models import CalendarOverride, CalendarVersion
+from .models import CalendarOverride
+from .versioning import bump_version, current_version
 
 _lock = threading.Lock()
 _state: dict = {"key": None, "calendar": None, "checked": 0.0, "config": None}
@@ -47,15 +47,15 @@ def _config() -> tuple:
     return settings.TIME_ZONE, hours, weekend
 
 
+CALENDAR = "calendar"
+
+
 def calendar_version() -> int:
-    row = CalendarVersion.objects.filter(pk=1).values_list("version", flat=True).first()
-    return int(row or 0)
+    return current_version(CALENDAR)
 
 
 def _bump_version() -> None:
-    with transaction.atomic():
-        if not CalendarVersion.objects.filter(pk=1).update(version=F("version") + 1):
-            CalendarVersion.objects.get_or_create(pk=1, defaults={"version": 1})
+    bump_version(CALENDAR)
 
 
 def build_calendar() -> WorkCalendar:

@@ -90,17 +90,20 @@ class CalendarOverride(models.Model):
         return f"{self.date:%Y-%m-%d} {'working' if self.is_working_day else 'off'}"
 
 
-class CalendarVersion(models.Model):
-    """A single-row counter bumped with every override change, so every process
-    learns that its cached work calendar is stale."""
+class VersionCounter(models.Model):
+    """Named counters bumped in the same transaction as a change to what they
+    version (the areas, the calendar overrides). Every process compares them
+    with the version its in-memory copy was built from, so a change made by
+    any process reaches all of them (see :mod:`core.versioning`)."""
 
-    version = models.PositiveBigIntegerField(default=0)
+    key = models.CharField(max_length=32, primary_key=True)
+    version = models.BigIntegerField(default=0)
 
     class Meta:
-        verbose_name = _("calendar version")
+        verbose_name = _("version counter")
 
     def __str__(self) -> str:
-        return str(self.version)
+        return f"{self.key} v{self.version}"
 
 
 class AppendOnlyError(Exception):

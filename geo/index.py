@@ -12,7 +12,7 @@ Border rule
     the lowest tree position among the hits.
 
 Freshness across processes
-    Every write to the areas bumps ``GeoVersion`` (see ``geo.versioning``). Each
+    Every write to the areas bumps the "areas" version counter (``geo.versioning``). Each
     process keeps its index with the version it was built from and, before
     answering, re-reads the version at most every
     ``CIVICGRID["GEO_INDEX_MAX_STALENESS"]`` seconds (one single-row query);

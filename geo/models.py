@@ -217,22 +217,3 @@ class Building(models.Model):
 
     def __str__(self) -> str:
         return self.name
-
-
-class GeoVersion(models.Model):
-    """One counter, bumped in the same transaction as any change to the areas.
-
-    Every process compares it with the version its point-to-grid index was
-    built from, so a change made by any process reaches all of them.
-    """
-
-    key = models.CharField(max_length=32, primary_key=True)
-    version = models.BigIntegerField(default=0)
-
-    AREAS = "areas"
-
-    class Meta:
-        verbose_name = _("geography version")
-
-    def __str__(self) -> str:
-        return f"{self.key} v{self.version}"
