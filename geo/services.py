@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -9,6 +11,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from accounts.audit import audit_log
+from accounts.scopes import OutsideScope
 from core.errors import DomainError
 
 from .geometry import BOUNDARY_FIELDS, measure, normalize
@@ -19,7 +22,13 @@ from .versioning import bump_area_version
 _MEASURED_FIELDS = [*BOUNDARY_FIELDS, "households", "population"]
 
 
-def grids_partition_accept(*, community: Area, plan: PartitionPlan, actor=None) -> list[Area]:
+def grids_partition_accept(
+    *,
+    community: Area,
+    plan: PartitionPlan,
+    actor=None,
+    scope: Callable[[str], bool] | None = None,
+) -> list[Area]:
     """Replace the grids of ``community`` by those of ``plan``, in one transaction.
 
     A grid whose code the plan reuses is updated in place, so it keeps its id
@@ -30,6 +39,11 @@ def grids_partition_accept(*, community: Area, plan: PartitionPlan, actor=None) 
     that holds it, and each grid's households and people are summed from its
     buildings. Returns the community's grids in code order. The change is one
     audit entry by ``actor`` (None: the system) with the grids before and after.
+
+    ``scope`` (an area code → allowed test, see accounts.scopes.scope_test):
+    after the write every grid must still be inside it, or the whole change is
+    rolled back with OutsideScope. By construction each grid code extends the
+    community's; the check keeps that true if the construction ever changes.
     """
     if community.level != AreaLevel.COMMUNITY:
         message = _("%(code)s is not a community.") % {"code": community.code}
@@ -116,6 +130,13 @@ def grids_partition_accept(*, community: Area, plan: PartitionPlan, actor=None) 
         Building.objects.bulk_update(buildings, ["grid"], batch_size=1000)
         if doomed:
             Area.objects.filter(pk__in=[grid.pk for grid in doomed]).delete()
+        if scope is not None:
+            outside = [code for code in plan.codes if not scope(code)]
+            if outside:
+                raise OutsideScope(
+                    _("Grids %(codes)s would be outside the areas you may partition.")
+                    % {"codes": ", ".join(outside)}
+                )
         bump_area_version()
         audit_log(
             actor=actor,

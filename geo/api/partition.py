@@ -9,9 +9,7 @@ partition scope before the transaction commits.
 from __future__ import annotations
 
 from django.core.exceptions import PermissionDenied
-from django.db import transaction
 from django.urls import path
-from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
@@ -19,7 +17,7 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.scopes import OutsideScope, area_in_scope, scope_test
+from accounts.scopes import area_in_scope, scope_test
 from geo.partition import MAX_GRIDS, partition_community
 from geo.selectors import area_get
 from geo.services import grids_partition_accept
@@ -70,22 +68,6 @@ class PartitionResultSerializer(serializers.Serializer):
     accepted = serializers.BooleanField()
 
 
-def _accept(*, community, plan, user):
-    # The service owns its transaction; this outer one lets the scope check
-    # below undo the write. By construction every grid code extends the
-    # community's, so the check holds — it is here so that it keeps holding.
-    with transaction.atomic():
-        grids = grids_partition_accept(community=community, plan=plan, actor=user)
-        inside = scope_test(user, PARTITION_AREA)
-        outside = [grid.code for grid in grids if not inside(grid.code)]
-        if outside:
-            raise OutsideScope(
-                gettext("Grids %(codes)s would be outside the areas you may partition.")
-                % {"codes": ", ".join(outside)}
-            )
-    return grids
-
-
 class AreaPartitionView(APIView):
     permission_classes = [IsAuthenticated]
 
@@ -125,7 +107,12 @@ class AreaPartitionView(APIView):
         )
         accepted = bool(data["accept"])
         if accepted:
-            _accept(community=community, plan=plan, user=request.user)
+            grids_partition_accept(
+                community=community,
+                plan=plan,
+                actor=request.user,
+                scope=scope_test(request.user, PARTITION_AREA),
+            )
         body = {"preview": plan.feature_collection(), "spread": plan.spread, "accepted": accepted}
         return Response(body, status=status.HTTP_201_CREATED if accepted else status.HTTP_200_OK)
 

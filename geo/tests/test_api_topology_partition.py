@@ -225,3 +225,16 @@ def test_the_endpoints_are_in_the_openapi_schema(api):
     schema = api.get(reverse("schema"), {"format": "json"}).json()
     assert "/api/v1/topology" in schema["paths"]
     assert "post" in schema["paths"]["/api/v1/areas/{code}/partition"]
+
+
+def test_accept_outside_the_writers_scope_is_rolled_back(buildings):
+    from accounts.scopes import OutsideScope
+    from geo.partition import partition_community
+    from geo.services import grids_partition_accept
+
+    before = list(Area.objects.order_by("code").values_list("code", "geometry"))
+    plan = partition_community(community=buildings, n_grids=3)
+    with pytest.raises(OutsideScope):
+        grids_partition_accept(community=buildings, plan=plan, scope=lambda code: False)
+    assert list(Area.objects.order_by("code").values_list("code", "geometry")) == before
+    assert not AuditEntry.objects.filter(action="grid.partition").exists()
