@@ -26,8 +26,12 @@ CITY_LEVEL = 1
 _CACHE_ATTR = "_civicgrid_grants"
 
 
-def _prefix(code: str, level: int) -> str:
-    # A city's code is its 4-digit prefix padded with 00 (GB/T 2260).
+def subtree_prefix(code: str, level: int) -> str:
+    """The code prefix every area under this one starts with.
+
+    A city's code is its 4-digit prefix padded with 00 (GB/T 2260), which its
+    districts share; every other level's children extend its whole code.
+    """
     return code[:4] if level == CITY_LEVEL else code
 
 
@@ -57,7 +61,7 @@ def user_grants(user) -> dict[str, list[str]]:
     )
     grants: dict[str, set[str]] = {}
     for app_label, codename, code, level in rows:
-        grants.setdefault(f"{app_label}.{codename}", set()).add(_prefix(code, level))
+        grants.setdefault(f"{app_label}.{codename}", set()).add(subtree_prefix(code, level))
     result = {perm: _collapse(prefixes) for perm, prefixes in grants.items()}
     setattr(user, _CACHE_ATTR, result)
     return result

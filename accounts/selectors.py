@@ -19,7 +19,7 @@ from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet
 from django.utils.text import capfirst
 from django.utils.translation import gettext_lazy as _
 
-from geo.models import Area, AreaLevel
+from geo.models import Area
 
 from . import scopes
 from .models import Department, Membership, Role, User
@@ -65,14 +65,9 @@ def permission_prefixes(user, perm: str) -> list[str] | None:
     return scopes.scope_prefixes(user, perm)
 
 
-def area_prefix(area: Area) -> str:
-    # A city code is its 4-digit prefix padded with 00; its districts share the prefix.
-    return area.code[:4] if area.level == AreaLevel.CITY else area.code
-
-
 def area_within(area: Area, root: Area) -> bool:
     """Whether ``area`` is ``root`` or lies below it."""
-    return area.level >= root.level and area.code.startswith(area_prefix(root))
+    return area.level >= root.level and area.code.startswith(root.subtree_prefix)
 
 
 def area_in_prefixes(area: Area, prefixes: list[str] | None) -> bool:
@@ -95,7 +90,7 @@ def subtree_q(prefixes: list[str] | None, path: str = "area") -> Q:
 
 def area_subtree_q(area: Area, path: str = "area") -> Q:
     """Objects whose ``path`` area is ``area`` or below it."""
-    return subtree_q([area_prefix(area)], path)
+    return subtree_q([area.subtree_prefix], path)
 
 
 # --- users --------------------------------------------------------------------
@@ -192,7 +187,7 @@ def departments_for_membership(user, perm: str) -> QuerySet[Department]:
     keep = [
         d.pk
         for d in qs
-        if any(d.area.code.startswith(p) or p.startswith(area_prefix(d.area)) for p in prefixes)
+        if any(d.area.code.startswith(p) or p.startswith(d.area.subtree_prefix) for p in prefixes)
     ]
     return qs.filter(pk__in=keep)
 

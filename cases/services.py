@@ -21,6 +21,7 @@ from django.utils.translation import gettext as _
 
 from accounts.audit import audit_log
 from accounts.models import Department, Membership
+from accounts.scopes import subtree_prefix
 from core.errors import Conflict, DomainError, NotFound
 from geo.index import locate
 from geo.models import Area, AreaLevel
@@ -123,8 +124,7 @@ def acting_role(*, actor, case: Case | None, area: Area, roles: frozenset[str]) 
     for role, needs_department, code, level, department_id in sorted(
         rows, key=lambda r: (r[0], r[2])
     ):
-        prefix = code[:4] if level == AreaLevel.CITY else code
-        if not area.code.startswith(prefix):
+        if not area.code.startswith(subtree_prefix(code, level)):
             continue
         if case is not None:
             if needs_department and department_id != case.department_id:
@@ -400,8 +400,7 @@ def _require_department(case: Case, department) -> Department:
         message = _("This department is no longer active.")
         raise DomainError(message, errors={"department": [message]})
     area = department.area
-    prefix = area.code[:4] if area.level == AreaLevel.CITY else area.code
-    if not case.area.code.startswith(prefix):
+    if not case.area.code.startswith(area.subtree_prefix):
         message = _("This department does not serve the case's area.")
         raise DomainError(message, errors={"department": [message]})
     return department

@@ -14,7 +14,7 @@ from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
-from accounts.scopes import RestrictedQuerySet
+from accounts.scopes import RestrictedQuerySet, subtree_prefix
 from core.models import TimeStampedModel
 
 
@@ -83,8 +83,7 @@ class AreaQuerySet(RestrictedQuerySet):
 
     def subtree(self, area: Area, *, include_self: bool = True):
         """The area and everything below it, by code prefix (one indexed range)."""
-        prefix = area.code[:4] if area.level == AreaLevel.CITY else area.code
-        qs = self.filter(code__startswith=prefix, level__gte=area.level)
+        qs = self.filter(code__startswith=area.subtree_prefix, level__gte=area.level)
         return qs if include_self else qs.exclude(pk=area.pk)
 
 
@@ -132,6 +131,11 @@ class Area(TimeStampedModel):
 
     def __str__(self) -> str:
         return f"{self.code} {self.name}"
+
+    @property
+    def subtree_prefix(self) -> str:
+        """The code prefix of everything below this area (see accounts.scopes)."""
+        return subtree_prefix(self.code, self.level)
 
     @property
     def level_slug(self) -> str:
