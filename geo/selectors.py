@@ -7,13 +7,16 @@ area outside that scope is reported exactly like an absent one.
 
 from __future__ import annotations
 
-from django.db.models import BooleanField, Count, ExpressionWrapper, Q, QuerySet
+from dataclasses import dataclass
+
+from django.db.models import BooleanField, Count, ExpressionWrapper, Q, QuerySet, Sum
+from django.db.models.functions import Substr
 from django.utils.translation import gettext as _
 
 from accounts.scopes import restrict_queryset, scope_prefixes, scope_test
 from core.errors import DomainError, NotFound
 
-from .models import Area, AreaLevel, GridStaff
+from .models import Area, AreaLevel, Building, GridStaff
 
 VIEW_AREA = "geo.view_area"
 VIEW_GRIDSTAFF = "geo.view_gridstaff"
@@ -77,7 +80,7 @@ def area_frame_get(*, code: str, user) -> Area:
     prefixes = scope_prefixes(user, VIEW_AREA)
     if prefixes is None:
         return area
-    own = area.code[:4] if area.level == AreaLevel.CITY else area.code
+    own = area.subtree_prefix
     inside = any(area.code.startswith(p) for p in prefixes)
     above = any(p.startswith(own) for p in prefixes)
     if not (inside or above):
@@ -276,3 +279,82 @@ def topology_problems(*, user, root: Area | None = None, tolerance_m2: float = 1
         if (inside(p.parent_code) if p.parent_code is not None else everywhere)
         and all(inside(code) for code in p.codes)
     ]
+
+
+def area_roots(*, user) -> list[Area]:
+    """The highest areas ``user`` may see: the tree's roots, or the tops of her scope."""
+    visible = areas_visible(user).defer("geometry")
+    if scope_prefixes(user, VIEW_AREA) is None:  # sees everything
+        return list(visible.filter(parent__isnull=True).order_by("code"))
+    return list(_tops(visible).order_by("code"))
+
+
+@dataclass
+class Totals:
+    households: int = 0
+    population: int = 0
+    grids: int = 0
+
+
+def area_grid_totals(*, user, areas: list[Area]) -> dict[str, Totals]:
+    """Households, people and grid count under each area, summed from the grids
+    ``user`` may see.
+
+    One grouped query per code length (a grid's code starts with the codes of
+    everything above it), so a district of fifty thousand grids costs the
+    database a range scan, not the caller fifty thousand rows.
+    """
+    totals = {a.code: Totals() for a in areas}
+    by_prefix: dict[int, dict[str, str]] = {}
+    for a in areas:
+        if a.level == AreaLevel.GRID:
+            totals[a.code] = Totals(a.households, a.population, 1)
+        else:
+            by_prefix.setdefault(len(a.subtree_prefix), {})[a.subtree_prefix] = a.code
+    grids = areas_visible(user).grids()
+    for length, codes in by_prefix.items():
+        rows = (
+            grids.filter(code__startswith=_common_prefix(list(codes)))
+            .annotate(prefix=Substr("code", 1, length))
+            .filter(prefix__in=list(codes))
+            .values("prefix")
+            .annotate(households_sum=Sum("households"), people_sum=Sum("population"), n=Count("id"))
+            .order_by()
+        )
+        for row in rows:
+            totals[codes[row["prefix"]]] = Totals(
+                row["households_sum"] or 0, row["people_sum"] or 0, row["n"]
+            )
+    return totals
+
+
+def _common_prefix(codes: list[str]) -> str:
+    first, last = min(codes), max(codes)
+    n = 0
+    while n < min(len(first), len(last)) and first[n] == last[n]:
+        n += 1
+    return first[:n]
+
+
+def area_card_people(*, area: Area, user) -> tuple[list[GridStaff], list[Building]]:
+    """The staff and buildings an area's card shows, where ``user``'s role lets her
+    see them (which need not be everywhere she may see the areas).
+
+    A grid shows its own staff (leader first) and buildings; a community shows
+    its grid leaders, each once (one person usually leads all its grids).
+    """
+    staff_visible = restrict_queryset(GridStaff.objects.select_related("user"), user, "view")
+    staff: list[GridStaff] = []
+    buildings: list[Building] = []
+    if area.level == AreaLevel.GRID:
+        staff = list(staff_visible.filter(area=area).order_by("-role", "user__username"))
+        buildings = list(Building.objects.restrict(user, "view").filter(grid=area).order_by("name"))
+    elif area.level == AreaLevel.COMMUNITY:
+        seen = set()
+        for s in staff_visible.filter(area__parent=area, role=GridStaff.Role.LEADER).order_by(
+            "user__username"
+        ):
+            if s.user_id not in seen:
+                seen.add(s.user_id)
+                staff.append(s)
+    return staff, buildings

@@ -6,18 +6,26 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
-from django.db.models import Count, Q, Sum
-from django.db.models.functions import Substr
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from accounts.scopes import area_in_scope, scope_prefixes
+from accounts.scopes import area_in_scope
+from core.errors import NotFound
 
-from .models import Area, AreaLevel, Building, GridStaff
-from .selectors import area_ancestors
+from .models import Area, AreaLevel
+from .selectors import (
+    Totals,
+    area_ancestors,
+    area_card_people,
+    area_children,
+    area_get,
+    area_grid_totals,
+    area_roots,
+    areas_visible,
+)
 
 PARTITION_AREA = "geo.partition_area"
 
@@ -34,13 +42,6 @@ CHILD_HEADINGS = {
 
 
 @dataclass
-class Totals:
-    households: int = 0
-    population: int = 0
-    grids: int = 0
-
-
-@dataclass
 class Row:
     """An area in a list, with the totals of the grids below it."""
 
@@ -49,74 +50,16 @@ class Row:
     bar: int = 0  # households as a percentage of the largest sibling's
 
 
-def _visible(user):
-    """The areas the user may see: the subtrees where a role lets them view areas.
-
-    Without their boundaries: the page's script draws those from the GeoJSON API.
-    """
-    return Area.objects.restrict(user, "view").defer("geometry")
-
-
 def _area_or_404(user, code: str) -> Area:
     # Out of scope answers like absent: a 404 either way.
-    area = _visible(user).select_related("parent").filter(code=code).first()
-    if area is None:
-        raise Http404(_("No area has the code %(code)s.") % {"code": code})
-    return area
-
-
-def _roots(user) -> list[Area]:
-    """The highest areas the user may see: the tree's roots, or the tops of their scope."""
-    visible = _visible(user)
-    if scope_prefixes(user, "geo.view_area") is None:  # sees everything
-        return list(visible.filter(parent__isnull=True).order_by("code"))
-    top = visible.filter(Q(parent__isnull=True) | ~Q(parent__in=visible.values("id")))
-    return list(top.order_by("code"))
-
-
-def _grid_totals(user, areas: list[Area]) -> dict[str, Totals]:
-    """Households, people and grid count under each area, summed from its grids.
-
-    One grouped query per code length (a grid's code starts with the codes of
-    everything above it), so a district of fifty thousand grids costs the
-    database a range scan, not the page fifty thousand rows.
-    """
-    totals = {a.code: Totals() for a in areas}
-    by_prefix: dict[int, dict[str, str]] = {}
-    for a in areas:
-        if a.level == AreaLevel.GRID:
-            totals[a.code] = Totals(a.households, a.population, 1)
-        else:
-            # A city's code is its 4-digit prefix padded with 00.
-            prefix = a.code[:4] if a.level == AreaLevel.CITY else a.code
-            by_prefix.setdefault(len(prefix), {})[prefix] = a.code
-    grids = _visible(user).grids()
-    for length, codes in by_prefix.items():
-        rows = (
-            grids.filter(code__startswith=_common_prefix(list(codes)))
-            .annotate(prefix=Substr("code", 1, length))
-            .filter(prefix__in=list(codes))
-            .values("prefix")
-            .annotate(households_sum=Sum("households"), people_sum=Sum("population"), n=Count("id"))
-            .order_by()
-        )
-        for row in rows:
-            totals[codes[row["prefix"]]] = Totals(
-                row["households_sum"] or 0, row["people_sum"] or 0, row["n"]
-            )
-    return totals
-
-
-def _common_prefix(codes: list[str]) -> str:
-    first, last = min(codes), max(codes)
-    n = 0
-    while n < min(len(first), len(last)) and first[n] == last[n]:
-        n += 1
-    return first[:n]
+    try:
+        return area_get(code=code, user=user)
+    except NotFound as exc:
+        raise Http404(exc.message) from None
 
 
 def _rows(user, areas: list[Area]) -> list[Row]:
-    totals = _grid_totals(user, areas)
+    totals = area_grid_totals(user=user, areas=areas)
     rows = [Row(area=a, totals=totals[a.code]) for a in areas]
     top = max((r.totals.households for r in rows), default=0)
     for r in rows:
@@ -125,31 +68,8 @@ def _rows(user, areas: list[Area]) -> list[Row]:
 
 
 def _card_context(user, area: Area) -> dict:
-    totals = _grid_totals(user, [area])[area.code]
-    # Staff and buildings are shown where the user's role lets her see them,
-    # which need not be everywhere she may see the areas.
-    staff_visible = GridStaff.objects.restrict(user, "view")
-    staff = []
-    if area.level == AreaLevel.GRID:
-        staff = list(
-            staff_visible.filter(area=area)
-            .select_related("user")
-            .order_by("-role", "user__username")  # leader first, then workers
-        )
-    elif area.level == AreaLevel.COMMUNITY:
-        # A community's grid leaders (one person usually leads all its grids).
-        seen = set()
-        for s in (
-            staff_visible.filter(area__parent=area, role=GridStaff.Role.LEADER)
-            .select_related("user")
-            .order_by("user__username")
-        ):
-            if s.user_id not in seen:
-                seen.add(s.user_id)
-                staff.append(s)
-    buildings = []
-    if area.level == AreaLevel.GRID:
-        buildings = list(Building.objects.restrict(user, "view").filter(grid=area).order_by("name"))
+    totals = area_grid_totals(user=user, areas=[area])[area.code]
+    staff, buildings = area_card_people(area=area, user=user)
     return {
         "area": area,
         "totals": totals,
@@ -163,19 +83,21 @@ def _card_context(user, area: Area) -> dict:
 def _panel_context(request: HttpRequest, area: Area | None) -> dict:
     user = request.user
     if area is None:
-        roots = _roots(user)
+        roots = area_roots(user=user)
         return {
             "area": None,
             "ancestors": [],
             "rows": _rows(user, roots),
             "rows_heading": _("Areas"),
         }
-    children = list(_visible(user).filter(parent=area).order_by("code"))
+    children = list(area_children(area, user=user))
     child_level = AreaLevel(area.level + 1) if area.level < AreaLevel.GRID else None
     ancestors = area_ancestors(area)
     # Above a user's scope the path is shown but cannot be opened.
     openable = set(
-        _visible(user).filter(code__in=[a.code for a in ancestors]).values_list("code", flat=True)
+        areas_visible(user)
+        .filter(code__in=[a.code for a in ancestors])
+        .values_list("code", flat=True)
     )
     context = {
         **_card_context(user, area),
@@ -244,7 +166,7 @@ def map_page(request: HttpRequest) -> HttpResponse:
     code = request.GET.get("area", "").strip()
     area = _area_or_404(request.user, code) if code else None
     if "area" not in request.GET:
-        roots = _roots(request.user)
+        roots = area_roots(user=request.user)
         # One root (a single district, say): start inside it rather than above it.
         if len(roots) == 1:
             area = roots[0]
