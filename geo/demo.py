@@ -174,7 +174,7 @@ DEMO_ACCOUNTS = (
     DemoAccount("handler", "handler", "钱国平", department="HW"),
     DemoAccount("depthead", "department_head", "陆建华", department="CG"),
     DemoAccount("leader", "leader", "方振宇"),
-    # Staff, for the Django admin site and the partition tool; two-factor is required.
+    # The admin role (partition, import, system management) requires two-factor sign-in.
     DemoAccount(DEMO_ADMIN_USERNAME, "admin", "顾明远", is_staff=True),
     DemoAccount("auditor", "auditor", "苏慧敏"),
 )
