@@ -279,8 +279,9 @@ class Case(models.Model):
 
     Personal data: ``reporter_name``, ``reporter_phone`` and ``reporter_email``
     identify a caller or resident. They are kept until the retention period
-    (N days after the case closes) ends and are then purged by a sweep (a
-    later issue); lists, exports and the timeline never carry them.
+    (``CIVICGRID["REPORTER_RETENTION_DAYS"]`` after the case is finished) ends
+    and are then erased by a sweep; lists, exports and the timeline never
+    carry them, and every staff read of them is audited.
 
     ``version`` grows by one with every transition; each transition is one
     conditional UPDATE on (state, version), so a stale writer changes nothing
@@ -361,6 +362,32 @@ class Case(models.Model):
         _("suspended from"), max_length=12, choices=CaseState.choices, blank=True
     )
     suspended_at = models.DateTimeField(_("suspended at"), null=True, blank=True)
+    # The person the open task names: the grid worker asked to verify or to check.
+    assignee = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="assigned_cases",
+        verbose_name=_("assigned to"),
+    )
+    # A grid worker who handled it on the spot (自处理) may not check it too.
+    handled_on_spot_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("handled on the spot by"),
+    )
+    # A department's pending request for more time (延期), until approved or refused.
+    postpone_until = models.DateTimeField(_("postponement asked until"), null=True, blank=True)
+    postpone_count = models.PositiveIntegerField(_("postponements"), default=0)
+    # 督办: a leader's supervision raises the case above the others in every queue.
+    supervise_count = models.PositiveIntegerField(_("supervisions"), default=0)
+    supervised_at = models.DateTimeField(_("supervised at"), null=True, blank=True)
+    # When the reporter's contact details were erased after the retention period.
+    reporter_purged_at = models.DateTimeField(_("reporter data purged"), null=True, blank=True)
     rework_count = models.PositiveIntegerField(_("reworks"), default=0)
     send_back_count = models.PositiveIntegerField(_("send-backs"), default=0)
     closed_at = models.DateTimeField(_("closed at"), null=True, blank=True)
@@ -380,6 +407,9 @@ class Case(models.Model):
             models.Index(fields=["area", "state"], name="cases_case_area_state"),
             models.Index(fields=["department", "state"], name="cases_case_dept_state"),
             models.Index(fields=["created_at", "id"], name="cases_case_created_id"),
+            models.Index(fields=["category", "created_at"], name="cases_case_cat_created"),
+            models.Index(fields=["assignee", "state"], name="cases_case_assignee_state"),
+            models.Index(fields=["reporter_purged_at", "updated_at"], name="cases_case_retention"),
         ]
         constraints = [
             models.UniqueConstraint(
@@ -447,3 +477,86 @@ class DailyCounter(models.Model):
 
     def __str__(self) -> str:
         return f"{self.date} {self.kind} {self.last}"
+
+
+def photo_path(instance: CasePhoto, filename: str) -> str:
+    """Where a photo is stored: by month, under a random name (never the uploaded one)."""
+    now = timezone.now()
+    return f"cases/photos/{now:%Y/%m}/{filename}"
+
+
+class CasePhoto(models.Model):
+    """A photo taken at one step of a case (report, verification, handling, check).
+
+    Stored re-encoded, without EXIF or GPS, with a thumbnail, through Django's
+    storage API (cases.photos). Not public until staff approve it.
+    """
+
+    case = models.ForeignKey(
+        Case, on_delete=models.CASCADE, related_name="photos", verbose_name=_("case")
+    )
+    event = models.ForeignKey(
+        CaseEvent,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="photos",
+        verbose_name=_("timeline entry"),
+    )
+    action = models.CharField(_("step"), max_length=20)
+    image = models.FileField(_("image"), upload_to=photo_path, max_length=200)
+    thumbnail = models.FileField(_("thumbnail"), upload_to=photo_path, max_length=200)
+    content_type = models.CharField(_("content type"), max_length=20)
+    width = models.PositiveIntegerField(_("width"))
+    height = models.PositiveIntegerField(_("height"))
+    size = models.PositiveIntegerField(_("size (bytes)"))
+    sha256 = models.CharField(_("SHA-256"), max_length=64)
+    uploaded_by_id = models.BigIntegerField(_("uploaded by"), null=True, blank=True)
+    is_public = models.BooleanField(_("approved for the public"), default=False)
+    created_at = models.DateTimeField(_("created"), default=timezone.now)
+
+    class Meta:
+        ordering = ["case", "created_at", "id"]
+        verbose_name = _("photo")
+        verbose_name_plural = _("photos")
+
+    def __str__(self) -> str:
+        return f"{self.case_id} {self.action} {self.image.name}"
+
+
+class CaseNotice(models.Model):
+    """A message about a case to one person (a supervision, a task), until read.
+
+    Written in the transaction of the transition that causes it, so it is
+    never lost; the person's task list shows the unread ones.
+    """
+
+    class Kind(models.TextChoices):
+        SUPERVISED = "supervised", _("supervised")  # 督办
+        TASK = "task", _("new task")
+        POSTPONE = "postpone", _("postponement")
+
+    recipient = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="case_notices",
+        verbose_name=_("recipient"),
+    )
+    case = models.ForeignKey(
+        Case, on_delete=models.CASCADE, related_name="notices", verbose_name=_("case")
+    )
+    kind = models.CharField(_("kind"), max_length=12, choices=Kind.choices)
+    text = models.CharField(_("text"), max_length=300)
+    created_at = models.DateTimeField(_("created"), default=timezone.now)
+    read_at = models.DateTimeField(_("read"), null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = _("case notice")
+        verbose_name_plural = _("case notices")
+        indexes = [
+            models.Index(fields=["recipient", "read_at"], name="cases_notice_unread"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.recipient_id} {self.kind} {self.case_id}"
