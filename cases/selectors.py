@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 
@@ -21,6 +22,7 @@ from . import workflow
 from .models import Case as CaseRecord
 from .models import (
     CaseEvent,
+    CasePhoto,
     CaseState,
     Category,
     Kind,
@@ -324,13 +326,17 @@ def case_get(*, user, number: str) -> CaseRecord:
     """The case ``number`` if ``user`` may see it; 404 (Http404) otherwise, absent or not."""
     from accounts.scopes import restricted_get_object_or_404
 
-    qs = CaseRecord.objects.select_related("category", "area", "department", "merged_into")
+    qs = CaseRecord.objects.select_related(
+        "category", "area", "department", "merged_into", "assignee"
+    )
     return restricted_get_object_or_404(qs, user, "view", number=number)
 
 
 def case_reload(case: CaseRecord) -> CaseRecord:
     """``case`` as stored now, with what its detail shows (the writer just wrote it)."""
-    qs = CaseRecord.objects.select_related("category", "area", "department", "merged_into")
+    qs = CaseRecord.objects.select_related(
+        "category", "area", "department", "merged_into", "assignee"
+    )
     return qs.get(pk=case.pk)
 
 
@@ -338,19 +344,98 @@ def case_timeline(case: CaseRecord) -> list[CaseEvent]:
     return list(CaseEvent.objects.filter(case=case).order_by("at", "id"))
 
 
+def case_photos(case: CaseRecord) -> list[CasePhoto]:
+    """The case's photos in the order they were taken (each names its timeline entry)."""
+    return list(CasePhoto.objects.filter(case=case).order_by("created_at", "id"))
+
+
+# --- duplicates -------------------------------------------------------------------
+
+EARTH_RADIUS_M = 6_371_008.8
+METRES_PER_DEGREE = math.pi * EARTH_RADIUS_M / 180
+MAX_DUPLICATES = 10
+
+
+def distance_m(lat1: float, lng1: float, lat2: float, lng2: float) -> float:
+    """Great-circle distance in metres (haversine)."""
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    dp, dl = p2 - p1, math.radians(lng2 - lng1)
+    h = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    return 2 * EARTH_RADIUS_M * math.asin(min(1.0, math.sqrt(h)))
+
+
+@dataclass(frozen=True)
+class Duplicate:
+    """An open case a report may duplicate, how far from it and how old."""
+
+    pk: int
+    number: str
+    state: str
+    distance_m: float
+    age_hours: float
+    description: str
+
+
+def duplicate_candidates(
+    *, category: Category, lat, lng, now: datetime | None = None, exclude_pk: int | None = None
+) -> list[Duplicate]:
+    """Open cases of ``category`` within its duplicate radius of the point, reported
+    within its duplicate window before ``now``: nearest first, at most MAX_DUPLICATES.
+
+    A bounding box on the indexed (class, time) rows narrows the candidates; the
+    exact distance decides.
+    """
+    now = now or timezone.now()
+    lat, lng = float(lat), float(lng)
+    radius = float(category.duplicate_radius_m)
+    dlat = radius / METRES_PER_DEGREE
+    dlng = radius / (METRES_PER_DEGREE * max(math.cos(math.radians(lat)), 0.01))
+    rows = (
+        CaseRecord.objects.filter(
+            category=category,
+            state__in=workflow.OPEN_STATES,
+            created_at__gte=now - timedelta(hours=category.duplicate_window_hours),
+            created_at__lte=now,
+            lat__range=(lat - dlat, lat + dlat),
+            lng__range=(lng - dlng, lng + dlng),
+        )
+        .exclude(pk=exclude_pk)
+        .values_list("pk", "number", "state", "lat", "lng", "created_at", "description")[:200]
+    )
+    found = []
+    for pk, number, state, clat, clng, created, description in rows:
+        far = distance_m(lat, lng, clat, clng)
+        if far <= radius:
+            age = (now - created).total_seconds() / 3600
+            found.append(Duplicate(pk, number, state, round(far, 1), round(age, 1), description))
+    found.sort(key=lambda d: (d.distance_m, d.age_hours))
+    return found[:MAX_DUPLICATES]
+
+
+def case_duplicates(case: CaseRecord, *, now: datetime | None = None) -> list[Duplicate]:
+    """For a report awaiting intake: the open cases it may duplicate (none otherwise)."""
+    if case.state not in (CaseState.REPORTED, CaseState.VERIFYING, CaseState.ESCALATED):
+        return []
+    return duplicate_candidates(
+        category=case.category, lat=case.lat, lng=case.lng, now=now, exclude_pk=case.pk
+    )
+
+
 def case_actions_for(*, case: CaseRecord, user) -> list[str]:
     """The actions ``user`` may take on ``case`` now, in the transition table's order.
 
     The table decides what the state allows and who may take it (through
     cases.services.acting_role: role, area, department, escalation level);
-    an escalation past the district is left out. Reopening's time window and
+    actions services.action_refusal rules out (an escalation past the district,
+    a second postponement request, a check by who handled it on the spot) are
+    left out. Reopening's time window and
     an action's input (a department, a reason) are checked when it is taken.
     """
-    from .services import CaseActionDenied, acting_role
+    from .services import CaseActionDenied, acting_role, action_refusal
 
     allowed = []
     for action in workflow.actions_from(case.state):
-        if action == workflow.Action.ESCALATE and case.level <= AreaLevel.DISTRICT:
+        if action_refusal(case=case, action=action, actor=user):
             continue
         transition = workflow.transition_for(case.state, action)
         try:
@@ -359,3 +444,711 @@ def case_actions_for(*, case: CaseRecord, user) -> list[str]:
             continue
         allowed.append(action)
     return allowed
+
+
+# --- console and search -----------------------------------------------------------------
+#
+# Reads behind the dispatch console, the case search and its exports
+# (cases/console.py, cases/export.py, cases/api/export_views.py). Everything
+# starts from case_list, so it is restricted to the user's scope and narrowed
+# by the same filters as the API list.
+
+# The console's queue: open cases, in groups shown in this order. A supervised
+# case (督办) leads whatever its light; the others go by light, red first.
+CONSOLE_GROUPS = ("supervised", "red", "yellow", "green", "unlit")
+# States a dispatcher sends to a department from (the transition table agrees).
+DISPATCH_STATES = (CaseState.FILED, CaseState.ESCALATED)
+CONSOLE_PAGE = 25
+MAP_MAX_POINTS = 1000  # CIVICGRID["CONSOLE_MAP_MAX_POINTS"] overrides it
+MAP_CELLS = 24  # past the cap, the view is cut into MAP_CELLS × MAP_CELLS clusters
+EXPORT_MAX_ROWS = 100_000  # CIVICGRID["EXPORT_MAX_ROWS"] overrides it
+EXPORT_BATCH = 1000
+
+
+def console_filters(params) -> CaseFilters:
+    """The console's filters: those of :func:`parse_case_filters`, open states only.
+
+    Without a state, every open state; a finished state is refused (the search
+    shows finished cases).
+    """
+    errors: dict[str, list[str]] = {}
+    try:
+        filters = parse_case_filters(params)
+    except DomainError as error:
+        errors.update(error.errors)
+        filters = None
+    finished = [s for s in _many(params, "state") if s in workflow.FINAL_STATES]
+    if finished:
+        errors.setdefault("state", []).append(
+            _("The console shows open cases; find finished ones in the search.")
+        )
+    if errors:
+        raise DomainError(_("The filter is not valid."), errors=errors)
+    if not filters.states:
+        filters.states = sorted(workflow.OPEN_STATES)
+    return filters
+
+
+def filters_as_dict(filters: CaseFilters) -> dict:
+    """The filters that narrow anything, as plain JSON values (for the audit log)."""
+    out: dict = {}
+    for name, value in vars(filters).items():
+        if value in (None, "", []):
+            continue
+        out[name] = value.isoformat() if isinstance(value, date) else value
+    return out
+
+
+def _lit() -> Q:
+    return Q(state__in=LIT_STATES, step_deadline__isnull=False)
+
+
+def console_group_q(group: str, now: datetime) -> Q:
+    """The cases of one console group (see CONSOLE_GROUPS); the groups do not overlap."""
+    supervised = Q(supervise_count__gt=0)
+    if group == "supervised":
+        return supervised
+    if group == "unlit":
+        return ~supervised & ~_lit()
+    if group not in LIGHTS:
+        raise _field_error("group", _("Unknown group."))
+    return ~supervised & _light_q(group, now)
+
+
+def console_group_counts(*, queryset: QuerySet, now: datetime) -> dict[str, int]:
+    """How many cases of ``queryset`` fall in each console group. One query."""
+    from django.db.models import Count
+
+    counts = queryset.order_by().aggregate(
+        **{g: Count("pk", filter=console_group_q(g, now)) for g in CONSOLE_GROUPS}
+    )
+    return {g: counts[g] or 0 for g in CONSOLE_GROUPS}
+
+
+def _light_rank(now: datetime):
+    """3 red, 2 yellow, 1 green, 0 no light: the worst light of a cluster is its Max."""
+    lit = {"state__in": LIT_STATES, "step_deadline__isnull": False}
+    return Case(
+        When(**lit, step_deadline__lte=now, then=Value(3)),
+        When(**lit, step_yellow_at__lte=now, then=Value(2)),
+        When(**lit, then=Value(1)),
+        default=Value(0),
+        output_field=IntegerField(),
+    )
+
+
+RANK_LIGHT = {3: "red", 2: "yellow", 1: "green", 0: ""}
+
+
+@dataclass(frozen=True)
+class BBox:
+    west: float
+    south: float
+    east: float
+    north: float
+
+
+def parse_bbox(raw: str | None) -> BBox | None:
+    """``west,south,east,north`` in WGS-84 degrees; None when not given; 400 when malformed."""
+    raw = (raw or "").strip()
+    if not raw:
+        return None
+    message = _("Give the box as west,south,east,north in degrees (west < east, south < north).")
+    try:
+        west, south, east, north = (float(v) for v in raw.split(","))
+    except ValueError:
+        raise _field_error("bbox", message) from None
+    if not all(math.isfinite(v) for v in (west, south, east, north)):
+        raise _field_error("bbox", message)
+    # A world-wide view wraps past ±180; clamp rather than refuse.
+    west, east = max(west, -180.0), min(east, 180.0)
+    south, north = max(south, -90.0), min(north, 90.0)
+    if not (west < east and south < north):
+        raise _field_error("bbox", message)
+    return BBox(west, south, east, north)
+
+
+def map_max_points() -> int:
+    from django.conf import settings
+
+    return int(settings.CIVICGRID.get("CONSOLE_MAP_MAX_POINTS", MAP_MAX_POINTS))
+
+
+def case_map_features(
+    *, queryset: QuerySet, bbox: BBox | None, now: datetime, limit: int | None = None
+) -> dict:
+    """The cases of ``queryset`` inside ``bbox`` for a map, as GeoJSON features.
+
+    Up to ``limit`` cases come as points (``kind: "case"``: number, light,
+    state, class, supervised). Past that the box is cut into a grid of cells
+    and each cell with cases comes as one point (``kind: "cluster"``: how many,
+    their worst light) at the cases' mean position: two queries at most,
+    whatever the number of cases, and never more than ``limit`` features.
+    """
+    from django.db.models import Avg, Count, F, FloatField, Max, Min
+    from django.db.models.functions import Floor
+
+    limit = limit or map_max_points()
+    qs = queryset
+    if bbox is not None:
+        qs = qs.filter(
+            lat__gte=bbox.south, lat__lte=bbox.north, lng__gte=bbox.west, lng__lte=bbox.east
+        )
+    rows = list(
+        qs.values_list(
+            "number",
+            "lat",
+            "lng",
+            "state",
+            "step_deadline",
+            "step_yellow_at",
+            "supervise_count",
+            "category__code",
+            "category__name",
+            "category__name_en",
+        )[: limit + 1]
+    )
+    if len(rows) <= limit:
+        features = []
+        for number, lat, lng, state, deadline, yellow, supervised, code, name, name_en in rows:
+            light = ""
+            if state in LIT_STATES and deadline is not None:
+                light = stored_light(yellow_at=yellow, deadline=deadline, now=now)
+            features.append(
+                {
+                    "type": "Feature",
+                    "geometry": {"type": "Point", "coordinates": [lng, lat]},
+                    "properties": {
+                        "kind": "case",
+                        "number": number,
+                        "light": light,
+                        "state": state,
+                        "supervised": supervised > 0,
+                        "category": code,
+                        "category_name": name,
+                        "category_name_en": name_en,
+                    },
+                }
+            )
+        return {"type": "FeatureCollection", "features": features, "clustered": False}
+
+    if bbox is None:
+        corners = qs.order_by().aggregate(
+            south=Min("lat"), north=Max("lat"), west=Min("lng"), east=Max("lng")
+        )
+        bbox = BBox(corners["west"], corners["south"], corners["east"], corners["north"])
+    cells = max(1, min(MAP_CELLS, math.isqrt(limit)))
+    width = max((bbox.east - bbox.west) / cells, 1e-9)
+    height = max((bbox.north - bbox.south) / cells, 1e-9)
+    grouped = (
+        qs.order_by()
+        .annotate(
+            cx=Floor((F("lng") - Value(bbox.west)) / Value(width), output_field=FloatField()),
+            cy=Floor((F("lat") - Value(bbox.south)) / Value(height), output_field=FloatField()),
+        )
+        .values("cx", "cy")
+        .annotate(
+            n=Count("pk"),
+            lat=Avg("lat"),
+            lng=Avg("lng"),
+            rank=Max(_light_rank(now)),
+            supervised=Max("supervise_count"),
+        )
+        .order_by("cx", "cy")
+    )
+    features = [
+        {
+            "type": "Feature",
+            "geometry": {"type": "Point", "coordinates": [row["lng"], row["lat"]]},
+            "properties": {
+                "kind": "cluster",
+                "count": row["n"],
+                "light": RANK_LIGHT.get(row["rank"], ""),
+                "supervised": (row["supervised"] or 0) > 0,
+            },
+        }
+        for row in grouped[:limit]
+    ]
+    return {"type": "FeatureCollection", "features": features, "clustered": True}
+
+
+def route_departments(cases) -> dict[int, Department | None]:
+    """:func:`route_department` for many cases at once: case pk → department (or None).
+
+    The same precedence (deepest area, then the most specific class; inactive
+    rules and departments skipped), decided from one query for the lot rather
+    than one per case. Each case needs its category and area loaded.
+    """
+    cases = list(cases)
+    if not cases:
+        return {}
+    wanted_codes: set[str] = set()
+    wanted_classes: set[int] = set()
+    plans = []
+    for case in cases:
+        codes = ancestor_codes(case.area)
+        classes = {case.category_id}
+        if case.category.parent_id is not None:
+            classes.add(case.category.parent_id)
+        wanted_codes.update(codes)
+        wanted_classes.update(classes)
+        plans.append((case, set(codes), classes))
+    rules = list(
+        RoutingRule.objects.filter(
+            is_active=True, department__is_active=True, area__code__in=wanted_codes
+        )
+        .filter(Q(category__in=wanted_classes) | Q(category__isnull=True))
+        .select_related("department", "area")
+    )
+    routed: dict[int, Department | None] = {}
+    for case, codes, classes in plans:
+        best, best_key = None, None
+        for rule in rules:
+            if rule.area.code not in codes or rule.area.level > case.area.level:
+                continue
+            if rule.category_id is None:
+                rank = 0
+            elif rule.category_id == case.category_id:
+                rank = 2
+            elif rule.category_id in classes:
+                rank = 1
+            else:
+                continue
+            key = (rule.area.level, rank)
+            if best_key is None or key > best_key:
+                best, best_key = rule, key
+        routed[case.pk] = best.department if best else None
+    return routed
+
+
+def active_departments() -> list[Department]:
+    """Every active department with its area, by code: the dispatch choices. One query."""
+    return list(Department.objects.filter(is_active=True).select_related("area").order_by("code"))
+
+
+def departments_serving(area: Area, departments: list[Department]) -> list[Department]:
+    """Those of ``departments`` whose area holds ``area`` (where a case there may be sent)."""
+    return [d for d in departments if area.code.startswith(d.area.subtree_prefix)]
+
+
+def departments_for_filter(user) -> list[Department]:
+    """Departments a case list of ``user`` can name: those serving an area above, in or
+    below the user's case scope (never one working only elsewhere). One query."""
+    from accounts.scopes import scope_prefixes
+
+    prefixes = scope_prefixes(user, "cases.view_case")
+    departments = list(Department.objects.select_related("area").order_by("-is_active", "code"))
+    if prefixes is None:
+        return departments
+    return [
+        d
+        for d in departments
+        if any(p.startswith(d.area.subtree_prefix) or d.area.code.startswith(p) for p in prefixes)
+    ]
+
+
+def areas_for_filter(user, *, limit: int = 2000) -> list[tuple[str, str]]:
+    """(code, name) of the areas down to communities that ``user`` may see, by code."""
+    from geo.selectors import areas_visible
+
+    return list(
+        areas_visible(user)
+        .filter(level__lte=AreaLevel.COMMUNITY)
+        .order_by("code")
+        .values_list("code", "name")[:limit]
+    )
+
+
+def dispatch_test(user):
+    """A ``case -> bool``: may ``user`` dispatch this case now? One query, then none.
+
+    Mirrors cases.services.acting_role for the dispatch transition (the roles
+    of the transition table, the area subtree, the department of a role that
+    acts for one, the level of an escalated case), so the console offers the
+    dispatch form exactly where the service will take it. The service still
+    decides when the form is sent.
+    """
+    from accounts.models import Membership
+    from accounts.scopes import subtree_prefix
+
+    roles_by_state = {
+        state: workflow.transition_for(state, workflow.Action.DISPATCH).roles
+        for state in DISPATCH_STATES
+        if workflow.transition_for(state, workflow.Action.DISPATCH) is not None
+    }
+    if user is None or not getattr(user, "is_authenticated", False) or not user.is_active:
+        return lambda case: False
+    if user.is_superuser:
+        return lambda case: case.state in roles_by_state
+    all_roles = frozenset().union(*roles_by_state.values()) if roles_by_state else frozenset()
+    memberships = [
+        (role, needs_department, subtree_prefix(code, level), level, department_id)
+        for role, needs_department, code, level, department_id in Membership.objects.filter(
+            user=user, is_active=True, role__code__in=all_roles
+        ).values_list(
+            "role__code", "role__needs_department", "area__code", "area__level", "department_id"
+        )
+    ]
+
+    def may_dispatch(case) -> bool:
+        roles = roles_by_state.get(case.state)
+        if not roles:
+            return False
+        for role, needs_department, prefix, level, department_id in memberships:
+            if role not in roles or not case.area.code.startswith(prefix):
+                continue
+            if needs_department and department_id != case.department_id:
+                continue
+            if case.state == CaseState.ESCALATED and level > case.level:
+                continue
+            return True
+        return False
+
+    return may_dispatch
+
+
+def export_max_rows() -> int:
+    from django.conf import settings
+
+    return int(settings.CIVICGRID.get("EXPORT_MAX_ROWS", EXPORT_MAX_ROWS))
+
+
+# What an export reads of a case: never the reporter's contact, nor the free text.
+EXPORT_FIELDS = (
+    "number",
+    "kind",
+    "urgency",
+    "state",
+    "address",
+    "source",
+    "step_deadline",
+    "step_yellow_at",
+    "deadline",
+    "overdue",
+    "rework_count",
+    "send_back_count",
+    "closed_at",
+    "created_at",
+    "category__code",
+    "category__name",
+    "category__name_en",
+    "area__code",
+    "area__name",
+    "area__name_en",
+    "department__code",
+    "department__name",
+    "department__name_en",
+)
+
+
+def case_export_batches(*, queryset: QuerySet, limit: int, batch: int = EXPORT_BATCH):
+    """The cases of a :func:`case_list` queryset, newest first, in lists of ``batch``,
+    at most ``limit`` in all.
+
+    Keyset batches on (created_at, id), like :func:`case_page`: every batch is
+    an index range however deep, with its category, area and department joined
+    in the same query. Only EXPORT_FIELDS are read.
+    """
+    qs = queryset.only(*EXPORT_FIELDS).order_by("-created_at", "-id")
+    sent, after = 0, None
+    while sent < limit:
+        page = qs
+        if after is not None:
+            created, pk = after
+            page = page.filter(Q(created_at__lt=created) | Q(created_at=created, id__lt=pk))
+        rows = list(page[: min(batch, limit - sent)])
+        if not rows:
+            return
+        yield rows
+        sent += len(rows)
+        after = (rows[-1].created_at, rows[-1].pk)
+        if len(rows) < batch:
+            return
+
+
+# --- staff pages ---
+# Reads behind the staff pages (cases/views.py): where a user holds which case
+# role, the intake queue, the task lists, and what one case's page shows.
+
+INTAKE_QUEUE_STATES = (CaseState.REPORTED, CaseState.VERIFYING, CaseState.ESCALATED)
+INTAKE_QUEUE_ROLES = workflow.INTAKE | workflow.DISPATCHING
+# Every role that takes part in the case loop: the table's and the reporters'.
+CASE_ROLES = frozenset().union(
+    workflow.REPORT_ROLES, *(t.roles for t in workflow.TRANSITIONS.values())
+)
+# Who may read a reporter's contact: the intake, and the department handling the case.
+CONTACT_ROLES = workflow.INTAKE | workflow.DEPARTMENT
+ON_SITE_ROLES = frozenset({"grid_worker", "grid_leader"})
+TASK_LIMIT = 50
+NOTICE_LIMIT = 50
+_CASE_ROLES_ATTR = "_civicgrid_case_roles"
+
+
+@dataclass(frozen=True)
+class RoleHold:
+    """One active membership of a case role: the subtree it reaches, its department."""
+
+    role: str
+    code: str
+    prefix: str
+    department_id: int | None
+
+
+def case_role_holds(user) -> list[RoleHold]:
+    """The user's active memberships of case roles. One query, cached on the user object."""
+    if user is None or not user.is_authenticated or not user.is_active:
+        return []
+    cached = getattr(user, _CASE_ROLES_ATTR, None)
+    if cached is not None:
+        return cached
+    from accounts.models import Membership
+    from accounts.scopes import subtree_prefix
+
+    rows = Membership.objects.filter(
+        user=user, is_active=True, role__code__in=CASE_ROLES
+    ).values_list("role__code", "area__code", "area__level", "department_id")
+    holds = [
+        RoleHold(
+            role=role,
+            code=code,
+            prefix=subtree_prefix(code, level),
+            department_id=department_id,
+        )
+        for role, code, level, department_id in rows
+    ]
+    setattr(user, _CASE_ROLES_ATTR, holds)
+    return holds
+
+
+def holds_case_role(user, roles) -> bool:
+    """Whether ``user`` holds one of ``roles`` anywhere (superusers hold them all)."""
+    if user is not None and user.is_authenticated and user.is_active and user.is_superuser:
+        return True
+    return any(hold.role in roles for hold in case_role_holds(user))
+
+
+def _held_where(user, roles, *, for_department: bool = False) -> Q | None:
+    """Cases inside the subtrees where ``user`` holds one of ``roles`` (for a department
+    role, only its department's); ``Q()`` for a superuser, None where she holds none."""
+    if user.is_superuser:
+        return Q() if not for_department else Q(department__isnull=False)
+    where = None
+    for hold in case_role_holds(user):
+        if hold.role not in roles:
+            continue
+        q = Q(area__code__startswith=hold.prefix)
+        if for_department:
+            if hold.department_id is None:
+                continue
+            q &= Q(department_id=hold.department_id)
+        where = q if where is None else where | q
+    return where
+
+
+def _supervised() -> Case:
+    """1 for a supervised case (督办), 0 otherwise: sorts supervised cases first."""
+    return Case(
+        When(supervise_count__gt=0, then=Value(1)),
+        default=Value(0),
+        output_field=IntegerField(),
+    )
+
+
+def _queue_order(qs: QuerySet) -> QuerySet:
+    """Supervised (督办) first, then the most urgent, then the oldest."""
+    return qs.annotate(
+        supervised=_supervised(),
+        urgency_rank=Case(
+            When(urgency=Urgency.EMERGENCY, then=Value(2)),
+            When(urgency=Urgency.URGENT, then=Value(1)),
+            default=Value(0),
+            output_field=IntegerField(),
+        ),
+    ).order_by("-supervised", "-urgency_rank", "created_at", "id")
+
+
+def intake_queue(*, user, page: int = 1, per_page: int = DEFAULT_PAGE) -> tuple[list, bool]:
+    """One page of the cases awaiting intake (reported, verifying, escalated) where ``user``
+    holds an intake or dispatching role and may see them; and whether a next page exists.
+
+    Supervised first, then by urgency, then oldest first. Pages are bounded
+    (``per_page`` rows, no count query).
+    """
+    where = _held_where(user, INTAKE_QUEUE_ROLES)
+    if where is None:
+        return [], False
+    qs = (
+        CaseRecord.objects.restrict(user, "view")
+        .filter(where, state__in=INTAKE_QUEUE_STATES)
+        .select_related("category", "area")
+    )
+    start = (max(page, 1) - 1) * per_page
+    rows = list(_queue_order(qs)[start : start + per_page + 1])
+    return rows[:per_page], len(rows) > per_page
+
+
+def duplicate_counts(cases, *, user, now: datetime | None = None) -> dict[int, int]:
+    """For each case awaiting intake, how many open cases it may duplicate — as
+    :func:`case_duplicates` finds them, counting only cases ``user`` may see. One query."""
+    now = now or timezone.now()
+    waiting = [c for c in cases if c.state in INTAKE_QUEUE_STATES]
+    if not waiting:
+        return {}
+    where = Q()
+    for case in waiting:
+        category = case.category
+        radius = float(category.duplicate_radius_m)
+        dlat = radius / METRES_PER_DEGREE
+        dlng = radius / (METRES_PER_DEGREE * max(math.cos(math.radians(case.lat)), 0.01))
+        where |= Q(
+            category_id=case.category_id,
+            created_at__gte=now - timedelta(hours=category.duplicate_window_hours),
+            lat__range=(case.lat - dlat, case.lat + dlat),
+            lng__range=(case.lng - dlng, case.lng + dlng),
+        )
+    rows = list(
+        CaseRecord.objects.restrict(user, "view")
+        .filter(where, state__in=workflow.OPEN_STATES, created_at__lte=now)
+        .values_list("pk", "category_id", "lat", "lng", "created_at")[:5000]
+    )
+    counts = {}
+    for case in waiting:
+        category = case.category
+        since = now - timedelta(hours=category.duplicate_window_hours)
+        found = sum(
+            1
+            for pk, category_id, lat, lng, created in rows
+            if pk != case.pk
+            and category_id == case.category_id
+            and created >= since
+            and distance_m(case.lat, case.lng, lat, lng) <= category.duplicate_radius_m
+        )
+        counts[case.pk] = min(found, MAX_DUPLICATES)
+    return counts
+
+
+@dataclass
+class TaskList:
+    """One list of the "my tasks" page: its key (what to do) and its cases."""
+
+    key: str
+    cases: list = field(default_factory=list)
+    more: bool = False
+
+
+def _task_rows(qs: QuerySet, limit: int) -> tuple[list, bool]:
+    from django.db.models import F
+
+    qs = qs.select_related("category", "area", "department").annotate(supervised=_supervised())
+    due = F("step_deadline").asc(nulls_last=True)
+    rows = list(qs.order_by("-supervised", due, "created_at", "id")[: limit + 1])
+    return rows[:limit], len(rows) > limit
+
+
+def my_task_lists(*, user, now: datetime | None = None, limit: int = TASK_LIMIT) -> list[TaskList]:
+    """What waits for ``user``, by what she holds, each list supervised cases first:
+
+    - ``verify`` / ``check``: the cases naming her as the grid worker to verify (核实)
+      or check (核查) on site;
+    - ``department``: her department's cases to sign for or handle (handlers, heads);
+    - ``close``: checked cases to close (shift leads);
+    - ``postpone``: pending requests for more time (shift leads, leaders);
+    - ``supervise``: supervised or overdue open cases (leaders).
+
+    Only cases she may see; each list at most ``limit`` cases (``more`` says there are
+    others). One query per list shown.
+    """
+    now = now or timezone.now()
+    visible = CaseRecord.objects.restrict(user, "view")
+    lists: list[TaskList] = []
+
+    def add(key: str, where: Q | None, **filters) -> None:
+        if where is None:
+            return
+        rows, more = _task_rows(visible.filter(where, **filters), limit)
+        lists.append(TaskList(key=key, cases=rows, more=more))
+
+    on_site = Q(assignee=user) if holds_case_role(user, ON_SITE_ROLES) else None
+    add("verify", on_site, state=CaseState.VERIFYING)
+    add("check", on_site, state=CaseState.HANDLED)
+    add(
+        "department",
+        _held_where(user, workflow.DEPARTMENT, for_department=True),
+        state__in=(CaseState.DISPATCHED, CaseState.ACCEPTED),
+    )
+    add("close", _held_where(user, workflow.CLOSING), state=CaseState.CHECKING)
+    add(
+        "postpone",
+        _held_where(user, workflow.APPROVING),
+        state__in=(CaseState.DISPATCHED, CaseState.ACCEPTED),
+        postpone_until__isnull=False,
+    )
+    leading = _held_where(user, {"leader"})
+    if leading is not None:
+        late = (
+            Q(supervise_count__gt=0)
+            | Q(step_overdue=True)
+            | Q(state__in=LIT_STATES, step_deadline__lte=now)
+            | Q(deadline__lte=now)
+        )
+        add("supervise", leading & late, state__in=workflow.OPEN_STATES)
+    return lists
+
+
+def unread_case_notices(*, user, limit: int = NOTICE_LIMIT) -> list:
+    """The user's unread notices about cases she may still see, newest first."""
+    from .models import CaseNotice
+
+    return list(
+        CaseNotice.objects.filter(
+            recipient=user,
+            read_at__isnull=True,
+            case__in=CaseRecord.objects.restrict(user, "view").values("pk"),
+        )
+        .select_related("case")
+        .order_by("-created_at", "-id")[:limit]
+    )
+
+
+def dispatch_departments(case: CaseRecord) -> list[Department]:
+    """The active departments serving the case's area (a dispatch may choose them)."""
+    return list(
+        Department.objects.filter(is_active=True, area__code__in=ancestor_codes(case.area))
+        .select_related("area")
+        .order_by("area__level", "code")
+    )
+
+
+def visible_duplicates(case: CaseRecord, *, user, now: datetime | None = None) -> list:
+    """:func:`case_duplicates`, keeping only the cases ``user`` may see."""
+    found = case_duplicates(case, now=now)
+    if not found:
+        return []
+    seen = set(
+        CaseRecord.objects.restrict(user, "view")
+        .filter(pk__in=[d.pk for d in found])
+        .values_list("pk", flat=True)
+    )
+    return [d for d in found if d.pk in seen]
+
+
+def role_names(codes) -> dict[str, object]:
+    """Roles by code, for naming the role in a timeline entry."""
+    from accounts.models import Role
+
+    codes = {c for c in codes if c}
+    if not codes:
+        return {}
+    return {role.code: role for role in Role.objects.filter(code__in=codes)}
+
+
+def may_see_reporter_contact(*, case: CaseRecord, user) -> bool:
+    """Whether ``user`` (who may see the case) holds an intake role over it, or a
+    handling role for its department (cases.services.acting_role decides)."""
+    from .services import CaseActionDenied, acting_role
+
+    try:
+        acting_role(actor=user, case=case, area=case.area, roles=CONTACT_ROLES)
+    except CaseActionDenied:
+        return False
+    return True

@@ -20,7 +20,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from accounts.audit import audit_log
-from accounts.models import Department, Membership
+from accounts.models import Department, Membership, User
 from accounts.scopes import subtree_prefix
 from core.errors import Conflict, DomainError, NotFound
 from geo.index import locate
@@ -30,6 +30,7 @@ from . import workflow
 from .models import (
     Case,
     CaseEvent,
+    CaseNotice,
     CaseState,
     Category,
     DailyCounter,
@@ -37,7 +38,7 @@ from .models import (
     Source,
     Urgency,
 )
-from .selectors import route_department, step_deadline
+from .selectors import duplicate_candidates, route_department, step_deadline
 from .sla import yellow_from
 from .workflow import Action
 
@@ -219,38 +220,9 @@ def _first_with_key(actor, key: str) -> Case | None:
     return Case.objects.filter(created_by=actor, idempotency_key=key).first()
 
 
-def case_report(
-    *,
-    actor,
-    category: Category,
-    lat,
-    lng,
-    description: str,
-    source: str,
-    urgency: str = Urgency.NORMAL,
-    address: str = "",
-    reporter=None,
-    reporter_name: str = "",
-    reporter_phone: str = "",
-    reporter_email: str = "",
-    idempotency_key: str | None = None,
-) -> Case:
-    """Record a reported problem; the case (see :func:`case_report_result`)."""
-    case, _created = case_report_result(
-        actor=actor,
-        category=category,
-        lat=lat,
-        lng=lng,
-        description=description,
-        source=source,
-        urgency=urgency,
-        address=address,
-        reporter=reporter,
-        reporter_name=reporter_name,
-        reporter_phone=reporter_phone,
-        reporter_email=reporter_email,
-        idempotency_key=idempotency_key,
-    )
+def case_report(**fields) -> Case:
+    """Record a reported problem; the case (the fields of :func:`case_report_result`)."""
+    case, _created = case_report_result(**fields)
     return case
 
 
@@ -269,8 +241,11 @@ def case_report_result(
     reporter_phone: str = "",
     reporter_email: str = "",
     idempotency_key: str | None = None,
+    photos=None,
 ) -> tuple[Case, bool]:
-    """Record a reported problem: locate its grid, route it, set its deadlines, number it.
+    """Record a reported problem: locate its grid, route it, set its deadlines, number it,
+    and note the open cases it may duplicate (same class, within the class's radius and
+    window) in its first timeline entry; ``photos`` are uploaded files (cases.photos).
 
     Answers the case and whether this call created it. A retried call with
     the same ``idempotency_key`` from the same actor answers the case the
@@ -290,6 +265,7 @@ def case_report_result(
     )
     if errors:
         raise DomainError(_("The report is not valid."), errors=errors)
+    prepared = _prepared_photos(photos, "report")
     where = locate(lat, lng)
     if where.outside:
         message = _("This point lies outside every grid.")
@@ -302,6 +278,7 @@ def case_report_result(
     calendar = _calendar()
     now = timezone.now()
     state = CaseState.REPORTED
+    duplicates = duplicate_candidates(category=category, lat=lat, lng=lng, now=now)
     try:
         with transaction.atomic():
             day = timezone.localdate(now)
@@ -339,7 +316,9 @@ def case_report_result(
             data = {"source": source, "grid": grid.code}
             if suggested is not None:
                 data["suggested_department"] = suggested.code
-            _append_event(
+            if duplicates:
+                data["duplicates"] = [d.number for d in duplicates]
+            event = _append_event(
                 case=case,
                 actor=actor,
                 role=role,
@@ -350,6 +329,10 @@ def case_report_result(
                 at=now,
                 data=data,
             )
+            if prepared:
+                _store_photos(
+                    case=case, event=event, action="report", prepared=prepared, actor=actor
+                )
             audit_log(
                 actor=actor,
                 action="case.report",
@@ -384,10 +367,113 @@ def _append_event(*, case, actor, role, action, from_state, to_state, note, at, 
 
 # --- transitions --------------------------------------------------------------------
 
-# Actions whose note is the reason and so may not be empty.
-NEEDS_NOTE = frozenset(
-    {Action.VOID, Action.SEND_BACK, Action.CHECK_FAIL, Action.SUSPEND, Action.REOPEN}
-)
+
+def action_refusal(*, case: Case, action: str, actor) -> str:
+    """Why ``action`` cannot be taken on ``case`` by ``actor`` although the table allows
+    it from the state and the actor's role; empty when nothing stands in the way.
+
+    One place for the rules the table cannot say: a postponement is asked for
+    once at a time and only a pending one is decided; a grid worker who
+    handled a case on the spot does not check it too; the district is the top.
+    """
+    if action == Action.POSTPONE_REQUEST and case.postpone_until is not None:
+        return _("More time has already been asked for; wait for the decision.")
+    if action in (Action.POSTPONE_APPROVE, Action.POSTPONE_REJECT) and case.postpone_until is None:
+        return _("Nobody has asked for more time on this case.")
+    if (
+        action in (Action.CHECK_PASS, Action.CHECK_FAIL)
+        and actor is not None
+        and case.handled_on_spot_by_id is not None
+        and case.handled_on_spot_by_id == actor.pk
+    ):
+        return _(
+            "You handled this case on the spot; another grid worker or the grid leader checks it."
+        )
+    if action == Action.ESCALATE and case.level <= AreaLevel.DISTRICT:
+        return _("The district center is the highest level; it cannot escalate.")
+    return ""
+
+
+def grid_staff(area: Area, *, leaders: bool = False) -> list:
+    """The active grid workers of ``area`` (its grid leaders with ``leaders``): its
+    named grid staff first, else anyone holding the matching role over it."""
+    staff_role, role_code = ("leader", "grid_leader") if leaders else ("worker", "grid_worker")
+    named = list(
+        User.objects.filter(
+            is_active=True, grid_assignments__area=area, grid_assignments__role=staff_role
+        )
+        .order_by("pk")
+        .distinct()
+    )
+    if named:
+        return named
+    holders = []
+    rows = Membership.objects.filter(
+        is_active=True, user__is_active=True, role__code=role_code
+    ).select_related("user", "area")
+    for membership in rows.order_by("user_id"):
+        if area.code.startswith(membership.area.subtree_prefix) and membership.user not in holders:
+            holders.append(membership.user)
+    return holders
+
+
+def _task_assignee(case: Case, chosen, *, exclude_id=None):
+    """The person a verify or check task names: ``chosen`` (a grid worker of the
+    case's grid), else the grid's own worker — or, for a check of a case that
+    worker handled on the spot, another worker or the grid leader; None when
+    the grid has nobody."""
+    workers = [w for w in grid_staff(case.area) if w.pk != exclude_id]
+    if chosen is not None:
+        if not any(w.pk == chosen.pk for w in workers):
+            message = _("%(user)s is not a grid worker of this case's grid.") % {"user": chosen}
+            raise DomainError(message, errors={"assignee": [message]})
+        return chosen
+    if not workers and exclude_id is not None:
+        workers = [w for w in grid_staff(case.area, leaders=True) if w.pk != exclude_id]
+    return workers[0] if workers else None
+
+
+def _notify(*, recipients, case: Case, kind: str, text: str, at: datetime) -> None:
+    seen, rows = set(), []
+    for user in recipients:
+        if user is None or user.pk in seen:
+            continue
+        seen.add(user.pk)
+        rows.append(CaseNotice(recipient=user, case=case, kind=kind, text=text, created_at=at))
+    CaseNotice.objects.bulk_create(rows)
+
+
+def _department_staff(case: Case):
+    if case.department_id is None:
+        return []
+    return [
+        m.user
+        for m in Membership.objects.filter(
+            is_active=True,
+            user__is_active=True,
+            department_id=case.department_id,
+            role__code__in=workflow.DEPARTMENT,
+        ).select_related("user")
+    ]
+
+
+def _scope_staff(case: Case, roles) -> list:
+    rows = Membership.objects.filter(
+        is_active=True, user__is_active=True, role__code__in=roles
+    ).select_related("user", "area")
+    return [m.user for m in rows if case.area.code.startswith(m.area.subtree_prefix)]
+
+
+def _until(case: Case, until, now: datetime) -> datetime:
+    if not isinstance(until, datetime):
+        message = _("Say until when the department needs the case.")
+        raise DomainError(message, errors={"until": [message]})
+    if timezone.is_naive(until):
+        until = timezone.make_aware(until)
+    if until <= now or (case.step_deadline is not None and until <= case.step_deadline):
+        message = _("A postponement ends after the current deadline.")
+        raise DomainError(message, errors={"until": [message]})
+    return until
 
 
 def _require_department(case: Case, department) -> Department:
@@ -430,9 +516,17 @@ def case_transition(
     note: str = "",
     department: Department | None = None,
     merge_into: Case | int | None = None,
+    until: datetime | None = None,
+    assignee=None,
+    photos=None,
     data: dict | None = None,
 ) -> Case:
     """Take ``action`` on the case as read at ``expected_version``; the updated case.
+
+    ``until`` is the new deadline a postponement asks for; ``assignee`` the grid
+    worker a verification task names (the grid's own when None); ``photos``
+    uploaded files (cases.photos checks, cleans and stores them with the
+    timeline entry).
 
     Refusals, in this order: 404 no such case; 403 the actor holds no role for
     the action over the case (CaseActionDenied); 409 the case is no longer at
@@ -441,6 +535,7 @@ def case_transition(
     its input is wrong.
     """
     note = (note or "").strip()
+    prepared = _prepared_photos(photos, action)
     with transaction.atomic():
         case = (
             Case.objects.select_related("category", "area", "department").filter(pk=case_id).first()
@@ -468,9 +563,12 @@ def case_transition(
                 "state": case.get_state_display()
             }
             raise InvalidTransition(message, errors={"action": [message]})
-        if action in NEEDS_NOTE and not note:
+        if action in workflow.NEEDS_NOTE and not note:
             message = _("Give the reason.")
             raise DomainError(message, errors={"note": [message]})
+        refusal = action_refusal(case=case, action=action, actor=actor)
+        if refusal:
+            raise InvalidTransition(refusal, errors={"action": [refusal]})
 
         now = timezone.now()
         calendar = _calendar()
@@ -496,7 +594,7 @@ def case_transition(
         elif action == Action.SUSPEND:
             # The step and its deadline stay as they are; resume moves the deadline on.
             changes.update(suspended_from=from_state, suspended_at=now)
-        elif (from_state, action) not in workflow.KEEPS_CLOCK:
+        elif action not in workflow.KEEPS_CLOCK_ACTIONS:
             changes.update(
                 _step_fields(
                     category=case.category,
@@ -521,9 +619,6 @@ def case_transition(
             changes["merged_into"] = target
             event_data["merged_into"] = target.number
         elif action == Action.ESCALATE:
-            if case.level <= AreaLevel.DISTRICT:
-                message = _("The district center is the highest level; it cannot escalate.")
-                raise DomainError(message, errors={"action": [message]})
             changes["level"] = case.level - 1
             event_data["level"] = case.level - 1
         elif action == Action.CLOSE:
@@ -536,6 +631,45 @@ def case_transition(
                 }
                 raise DomainError(message, errors={"action": [message]})
             changes["closed_at"] = None
+        elif action == Action.POSTPONE_REQUEST:
+            asked = _until(case, until, now)
+            changes["postpone_until"] = asked
+            event_data["until"] = asked.isoformat()
+        elif action == Action.POSTPONE_APPROVE:
+            granted = case.postpone_until
+            changes.update(
+                postpone_until=None,
+                postpone_count=F("postpone_count") + 1,
+                step_deadline=granted,
+                step_yellow_at=yellow_from(
+                    started_at=case.step_started_at or now, deadline=granted, calendar=calendar
+                ),
+                step_overdue=granted <= now,
+            )
+            if case.deadline is None or case.deadline < granted:
+                changes["deadline"] = granted
+            event_data["until"] = granted.isoformat()
+        elif action == Action.POSTPONE_REJECT:
+            changes["postpone_until"] = None
+            event_data["until"] = case.postpone_until.isoformat()
+        elif action == Action.SUPERVISE:
+            changes.update(supervise_count=F("supervise_count") + 1, supervised_at=now)
+        elif action == Action.HANDLE_ON_SPOT:
+            changes["handled_on_spot_by"] = actor
+
+        # The task the new state opens names one grid worker (核实, 核查).
+        if to_state == CaseState.VERIFYING:
+            changes["assignee"] = _task_assignee(case, assignee)
+            if changes["assignee"] is None:
+                message = _("No grid worker serves this case's grid.")
+                raise DomainError(message, errors={"assignee": [message]})
+        elif to_state == CaseState.HANDLED:
+            on_spot = actor.pk if action == Action.HANDLE_ON_SPOT else case.handled_on_spot_by_id
+            changes["assignee"] = _task_assignee(case, None, exclude_id=on_spot)
+        elif to_state != from_state:
+            changes["assignee"] = None
+        if changes.get("assignee") is not None:
+            event_data["assignee"] = changes["assignee"].get_username()
 
         updated = Case.objects.filter(
             pk=case.pk, state=from_state, version=expected_version
@@ -544,7 +678,7 @@ def case_transition(
             current = Case.objects.filter(pk=case.pk).values("state", "version").first()
             raise CaseConflict(state=current["state"], version=current["version"])
         case.refresh_from_db()
-        _append_event(
+        event = _append_event(
             case=case,
             actor=actor,
             role=role,
@@ -555,6 +689,9 @@ def case_transition(
             at=now,
             data=event_data,
         )
+        if prepared:
+            _store_photos(case=case, event=event, action=action, prepared=prepared, actor=actor)
+        _transition_notices(case=case, action=action, actor=actor, now=now)
         audit_log(
             actor=actor,
             action=f"case.{action}",
@@ -564,6 +701,70 @@ def case_transition(
             after={"state": to_state, "version": case.version, **event_data},
         )
     return case
+
+
+def _transition_notices(*, case: Case, action: str, actor, now: datetime) -> None:
+    """The notices a transition sends, in its transaction (so none is ever lost)."""
+    if action == Action.SUPERVISE:
+        recipients = _department_staff(case) or _scope_staff(case, workflow.DISPATCHING)
+        text = _("Case %(number)s is supervised by %(leader)s.") % {
+            "number": case.number,
+            "leader": actor.get_username(),
+        }
+        _notify(
+            recipients=recipients, case=case, kind=CaseNotice.Kind.SUPERVISED, text=text, at=now
+        )
+    elif action == Action.POSTPONE_REQUEST:
+        text = _("The department asks for more time on case %(number)s.") % {"number": case.number}
+        _notify(
+            recipients=_scope_staff(case, workflow.APPROVING - {"leader"}),
+            case=case,
+            kind=CaseNotice.Kind.POSTPONE,
+            text=text,
+            at=now,
+        )
+    elif action in (Action.POSTPONE_APPROVE, Action.POSTPONE_REJECT):
+        text = (
+            _("More time on case %(number)s was granted.")
+            if action == Action.POSTPONE_APPROVE
+            else _("More time on case %(number)s was refused.")
+        ) % {"number": case.number}
+        _notify(
+            recipients=_department_staff(case),
+            case=case,
+            kind=CaseNotice.Kind.POSTPONE,
+            text=text,
+            at=now,
+        )
+    if case.assignee_id is not None and case.state in (CaseState.VERIFYING, CaseState.HANDLED):
+        text = (
+            _("Verify case %(number)s on site.")
+            if case.state == CaseState.VERIFYING
+            else _("Check case %(number)s on site.")
+        ) % {"number": case.number}
+        _notify(recipients=[case.assignee], case=case, kind=CaseNotice.Kind.TASK, text=text, at=now)
+
+
+# --- photos -------------------------------------------------------------------------
+
+
+def _prepared_photos(photos, action: str):
+    """Check and clean uploaded photos before any write (cases.photos)."""
+    files = list(photos or [])
+    if not files:
+        return []
+    if action != "report" and "photos" not in workflow.ACTION_INPUTS.get(action, ()):
+        message = _("This action takes no photos.")
+        raise DomainError(message, errors={"photos": [message]})
+    from .photos import prepare_photos
+
+    return prepare_photos(files)
+
+
+def _store_photos(*, case, event, action, prepared, actor) -> None:
+    from .photos import store_photos
+
+    store_photos(case=case, event=event, action=action, prepared=prepared, actor=actor)
 
 
 # One service per use case, all through the guarded core above. The actions
@@ -690,3 +891,46 @@ def cases_sweep_overdue(*, now: datetime | None = None) -> int:
             for pk in ids[start : start + SWEEP_BATCH]:
                 marked += _claim_overdue(pk, now)
     return marked
+
+
+# --- retention of reporters' personal data ------------------------------------------
+
+PURGE_BATCH = 500
+
+
+def cases_purge_reporter_data(*, now: datetime | None = None, batch: int = PURGE_BATCH) -> int:
+    """Erase the reporter's name, phone and e-mail of cases finished (closed, voided,
+    merged) more than ``REPORTER_RETENTION_DAYS`` ago; how many cases were erased.
+
+    Every finished case past the period gets ``reporter_purged_at``, contact or
+    not, so the next run looks only at newly finished ones. The link to a
+    resident's account (``reporter``) is kept: the account holder may see
+    their own reports. One audit entry per run names the cases.
+    """
+    now = now or timezone.now()
+    days = settings.CIVICGRID.get("REPORTER_RETENTION_DAYS", 180)
+    cutoff = now - timedelta(days=days)
+    erased = 0
+    while True:
+        with transaction.atomic():
+            rows = list(
+                Case.objects.filter(
+                    reporter_purged_at__isnull=True,
+                    updated_at__lt=cutoff,
+                    state__in=workflow.FINAL_STATES,
+                )
+                .order_by("updated_at", "pk")
+                .values_list("pk", "number")[:batch]
+            )
+            if not rows:
+                return erased
+            Case.objects.filter(pk__in=[pk for pk, _n in rows]).update(
+                reporter_name="", reporter_phone="", reporter_email="", reporter_purged_at=now
+            )
+            audit_log(
+                actor=None,
+                action="case.reporter_purge",
+                object_type="cases.case",
+                after={"cases": [number for _pk, number in rows], "retention_days": days},
+            )
+            erased += len(rows)

@@ -19,9 +19,12 @@ SWEEP_INTERVAL = timedelta(seconds=60)
 
 @task()
 def sweep_overdue_task(reschedule: bool = True) -> int:
-    """Mark overdue cases (cases.services.cases_sweep_overdue), then queue the next sweep."""
+    """Mark overdue cases (cases.services.cases_sweep_overdue) and erase reporters' data
+    past its retention period (cases_purge_reporter_data), then queue the next sweep."""
     try:
-        return services.cases_sweep_overdue()
+        marked = services.cases_sweep_overdue()
+        services.cases_purge_reporter_data()
+        return marked
     finally:
         # Even a failed sweep queues its successor: one bad minute must not end the chain.
         if reschedule:

@@ -50,7 +50,8 @@ def member(username: str, role_code: str, area: Area, department=None) -> User:
 def make_case_world(city: SmallCity) -> CaseWorld:
     """Staff for every built-in role, and a few people just outside their reach.
 
-    In reach: ``worker`` (grid worker of the first grid), ``clerk``, ``lead``,
+    In reach: ``worker`` and ``gridlead`` (grid worker and grid leader of the
+    first grid), ``clerk``, ``lead``,
     ``dispatcher`` (of the street), ``handler`` and ``head`` (sanitation),
     ``leader`` and ``admin`` (of the district). Out of reach: ``far_worker``
     (a grid of the other community), ``far_dispatcher`` (another street),
@@ -75,6 +76,7 @@ def make_case_world(city: SmallCity) -> CaseWorld:
     )
     people = [
         ("worker", "grid_worker", city.grids[0], None),
+        ("gridlead", "grid_leader", city.grids[0], None),
         ("clerk", "intake_clerk", street, None),
         ("lead", "shift_lead", street, None),
         ("dispatcher", "dispatcher", street, None),

@@ -49,6 +49,10 @@ class Action:
     RESUME = "resume"
     REOPEN = "reopen"
     HANDLE_ON_SPOT = "handle_on_spot"
+    POSTPONE_REQUEST = "postpone_request"
+    POSTPONE_APPROVE = "postpone_approve"
+    POSTPONE_REJECT = "postpone_reject"
+    SUPERVISE = "supervise"
 
 
 # Who reports (cases.services.case_report); not a transition, but checked the same way.
@@ -61,7 +65,8 @@ INTAKE = frozenset({"intake_clerk", "shift_lead"})
 FILING = frozenset({"shift_lead"})
 DISPATCHING = frozenset({"dispatcher", "shift_lead"})
 DEPARTMENT = frozenset({"handler", "department_head"})
-CHECKING = frozenset({"grid_worker"})
+CHECKING = frozenset({"grid_worker", "grid_leader"})
+APPROVING = frozenset({"shift_lead", "leader"})
 CLOSING = frozenset({"shift_lead"})
 SUPERVISING = frozenset({"shift_lead", "leader", "admin"})
 ESCALATING = frozenset({"grid_worker", "intake_clerk", "shift_lead", "dispatcher"})
@@ -112,7 +117,28 @@ TRANSITIONS: dict[tuple[str, str], Transition] = {
     # side paths
     (S.SUSPENDED, A.RESUME): _t(PREVIOUS, SUPERVISING),
     (S.CLOSED, A.REOPEN): _t(S.FILED, SUPERVISING),
+    # more time for the department (延期): asked for, then approved or refused
+    (S.DISPATCHED, A.POSTPONE_REQUEST): _t(S.DISPATCHED, DEPARTMENT),
+    (S.ACCEPTED, A.POSTPONE_REQUEST): _t(S.ACCEPTED, DEPARTMENT),
+    (S.DISPATCHED, A.POSTPONE_APPROVE): _t(S.DISPATCHED, APPROVING),
+    (S.ACCEPTED, A.POSTPONE_APPROVE): _t(S.ACCEPTED, APPROVING),
+    (S.DISPATCHED, A.POSTPONE_REJECT): _t(S.DISPATCHED, APPROVING),
+    (S.ACCEPTED, A.POSTPONE_REJECT): _t(S.ACCEPTED, APPROVING),
 }
+
+# 督办: a leader may supervise any open case that is not parked; it stays where it is.
+for _state in (
+    S.REPORTED,
+    S.VERIFYING,
+    S.FILED,
+    S.DISPATCHED,
+    S.ACCEPTED,
+    S.HANDLED,
+    S.CHECKING,
+    S.ESCALATED,
+):
+    TRANSITIONS[(_state, A.SUPERVISE)] = _t(_state, {"leader"})
+del _state
 
 # The step a case is in while in a state; its deadline comes from the class's time limit.
 STATE_STEP: dict[str, str] = {
@@ -127,8 +153,43 @@ STATE_STEP: dict[str, str] = {
 }
 
 # Actions after which the step's clock keeps running rather than restarting:
-# signing for a case does not give the department more time to handle it.
-KEEPS_CLOCK = frozenset({(S.DISPATCHED, A.ACCEPT)})
+# signing for a case does not give the department more time to handle it, and
+# asking for time, refusing it or supervising moves no deadline (approving a
+# postponement sets the asked one).
+KEEPS_CLOCK_ACTIONS = frozenset(
+    {A.ACCEPT, A.POSTPONE_REQUEST, A.POSTPONE_APPROVE, A.POSTPONE_REJECT, A.SUPERVISE}
+)
+
+# Actions whose note is the reason and so may not be empty.
+NEEDS_NOTE = frozenset(
+    {
+        A.VOID,
+        A.SEND_BACK,
+        A.CHECK_FAIL,
+        A.SUSPEND,
+        A.REOPEN,
+        A.POSTPONE_REQUEST,
+        A.POSTPONE_REJECT,
+    }
+)
+
+# What an action takes besides a note, for forms and the API:
+# "department" (dispatch), "merge_into" (a case number), "until" (a date and
+# time), "assignee" (a grid worker's username; the grid's own when empty),
+# "photos" (up to MAX_PHOTOS images).
+ACTION_INPUTS: dict[str, tuple[str, ...]] = {
+    A.DISPATCH: ("department",),
+    A.MERGE: ("merge_into",),
+    A.POSTPONE_REQUEST: ("until",),
+    A.VERIFY_REQUEST: ("assignee",),
+    A.VERIFY_CONFIRM: ("photos",),
+    A.HANDLE: ("photos",),
+    A.HANDLE_ON_SPOT: ("photos",),
+    A.CHECK_PASS: ("photos",),
+    A.CHECK_FAIL: ("photos",),
+}
+# Photos per step (and per report).
+MAX_PHOTOS = 9
 
 FINAL_STATES = frozenset({S.CLOSED, S.VOIDED, S.MERGED})
 OPEN_STATES = frozenset(S.values) - FINAL_STATES

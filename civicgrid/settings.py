@@ -316,6 +316,11 @@ CIVICGRID = {
     # change made anywhere reaches its point-to-grid index within this time.
     "GEO_INDEX_MAX_STALENESS": float(os.environ.get("GEO_INDEX_MAX_STALENESS", "1.0")),
     "LOCATE_BATCH_LIMIT": 10_000,
+    # A closed case may be reopened for this many days after closing.
+    "CASE_REOPEN_DAYS": int(os.environ.get("CASE_REOPEN_DAYS", "7")),
+    # A reporter's name, phone and e-mail are erased this many days after the
+    # case is finished (closed, voided or merged).
+    "REPORTER_RETENTION_DAYS": int(os.environ.get("REPORTER_RETENTION_DAYS", "180")),
     # Addresses (or networks, e.g. "10.0.0.0/8") of reverse proxies whose
     # X-Forwarded-For is believed. Empty: the peer address is the client.
     "TRUSTED_PROXIES": _env_list("TRUSTED_PROXIES", []),
@@ -326,6 +331,14 @@ CIVICGRID = {
     "WEEKEND": [5, 6],
     # Every process re-checks the calendar overrides' version at most this often.
     "CALENDAR_MAX_STALENESS": 1.0,
+    # Photos of cases (cases.photos): the largest file accepted, in bytes, and the
+    # most pixels an image may have; a larger one (a decompression bomb) is refused
+    # from its header, before it is decoded. (Pillow itself refuses more than
+    # about 179 megapixels whatever this says.) Uploads over Django's 2.5 MB
+    # FILE_UPLOAD_MAX_MEMORY_SIZE are spooled to temporary files, not memory;
+    # cap the whole request body at the reverse proxy (9 photos and a form).
+    "PHOTO_MAX_BYTES": int(os.environ.get("PHOTO_MAX_BYTES", str(10 * 1024 * 1024))),
+    "PHOTO_MAX_PIXELS": int(os.environ.get("PHOTO_MAX_PIXELS", "40000000")),
 }
 
 LOGGING = {

@@ -6,12 +6,13 @@ data (cases.models.Case) and stay out of lists, details and timelines.
 
 from __future__ import annotations
 
+from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from cases import selectors, workflow
-from cases.models import Case, CaseEvent, CaseState, Kind, Source, Urgency
+from cases.models import Case, CaseEvent, CasePhoto, CaseState, Kind, Source, Urgency
 from geo.api.serializers import ErrorSerializer
 
 
@@ -38,6 +39,13 @@ class CaseReportSerializer(serializers.Serializer):
         max_length=32, required=False, default="", allow_blank=True
     )
     reporter_email = serializers.EmailField(required=False, default="", allow_blank=True)
+    photos = serializers.ListField(
+        child=serializers.FileField(),
+        required=False,
+        default=list,
+        max_length=workflow.MAX_PHOTOS,
+        help_text=_("up to 9 JPEG, PNG or WebP photos (multipart/form-data)"),
+    )
 
     def validate(self, attrs):
         category = selectors.category_by_code(kind=attrs["kind"], code=attrs["category"])
@@ -58,6 +66,23 @@ class CaseActionSerializer(serializers.Serializer):
     merge_into = serializers.CharField(
         max_length=24, required=False, help_text=_("number of the case this one duplicates")
     )
+    until = serializers.DateTimeField(
+        required=False, help_text=_("the new deadline asked for (postpone_request)")
+    )
+    assignee = serializers.CharField(
+        max_length=150,
+        required=False,
+        help_text=_(
+            "username of the grid worker to verify (verify_request); the grid's own when empty"
+        ),
+    )
+    photos = serializers.ListField(
+        child=serializers.FileField(),
+        required=False,
+        default=list,
+        max_length=workflow.MAX_PHOTOS,
+        help_text=_("up to 9 photos of this step (multipart/form-data)"),
+    )
     version = serializers.IntegerField(
         min_value=1,
         required=False,
@@ -72,8 +97,42 @@ class CaseEventSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = CaseEvent
-        fields = ["at", "actor", "role", "action", "from_state", "to_state", "note", "deadline"]
+        fields = [
+            "id",
+            "at",
+            "actor",
+            "role",
+            "action",
+            "from_state",
+            "to_state",
+            "note",
+            "deadline",
+        ]
         read_only_fields = fields
+
+
+class CasePhotoSerializer(serializers.ModelSerializer):
+    event = serializers.IntegerField(source="event_id", allow_null=True)
+    url = serializers.SerializerMethodField()
+    thumbnail_url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = CasePhoto
+        fields = ["id", "action", "event", "url", "thumbnail_url", "width", "height", "created_at"]
+        read_only_fields = fields
+
+    def get_url(self, photo: CasePhoto) -> str:
+        return reverse("cases:photo", args=[photo.pk, "full"])
+
+    def get_thumbnail_url(self, photo: CasePhoto) -> str:
+        return reverse("cases:photo", args=[photo.pk, "thumb"])
+
+
+class DuplicateSerializer(serializers.Serializer):
+    number = serializers.CharField()
+    state = serializers.ChoiceField(choices=CaseState.choices)
+    distance_m = serializers.FloatField(help_text=_("metres from this case"))
+    age_hours = serializers.FloatField(help_text=_("hours since it was reported"))
 
 
 class CaseListItemSerializer(serializers.ModelSerializer):
@@ -131,15 +190,34 @@ class CaseDetailSerializer(CaseListItemSerializer):
         source="allowed_actions",
         help_text=_("what the caller may do to the case now"),
     )
+    assignee = serializers.CharField(
+        source="assignee.username",
+        allow_null=True,
+        default=None,
+        help_text=_("the grid worker the open verify or check task names"),
+    )
+    photos = CasePhotoSerializer(many=True, source="photo_list")
+    duplicates = DuplicateSerializer(
+        many=True,
+        source="duplicate_list",
+        help_text=_("open cases this report may duplicate (while awaiting intake)"),
+    )
 
     class Meta(CaseListItemSerializer.Meta):
         fields = [
             *CaseListItemSerializer.Meta.fields,
             "rework_count",
             "send_back_count",
+            "postpone_count",
+            "postpone_until",
+            "supervise_count",
+            "supervised_at",
+            "assignee",
             "merged_into",
             "closed_at",
             "timeline",
+            "photos",
+            "duplicates",
             "actions",
         ]
         read_only_fields = fields

@@ -23,7 +23,7 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.models import Department
+from accounts.models import Department, User
 from cases import selectors, services, workflow
 from cases.models import Case, CaseState, Kind, Source
 from core.errors import DomainError
@@ -66,6 +66,15 @@ def _valid(serializer, message: str) -> dict:
     return serializer.validated_data
 
 
+def _with_files(request) -> dict:
+    """The request's fields, with repeated ``photos`` files as one list (multipart)."""
+    if not request.FILES:
+        return request.data
+    data = {key: request.data.get(key) for key in request.data if key != "photos"}
+    data["photos"] = request.FILES.getlist("photos")
+    return data
+
+
 def etag(case: Case) -> str:
     return f'"{case.version}"'
 
@@ -98,6 +107,8 @@ def expected_version(request, body_version: int | None) -> int:
 
 def _detail_response(request, case: Case, *, code: int = status.HTTP_200_OK) -> Response:
     case.timeline_entries = selectors.case_timeline(case)
+    case.photo_list = selectors.case_photos(case)
+    case.duplicate_list = selectors.case_duplicates(case)
     case.allowed_actions = selectors.case_actions_for(case=case, user=request.user)
     body = CaseDetailSerializer(case, context={"now": timezone.now()}).data
     response = Response(body, status=code)
@@ -195,7 +206,9 @@ class CaseCollectionView(APIView):
         },
     )
     def post(self, request):
-        fields = _valid(CaseReportSerializer(data=request.data), _("The report is not valid."))
+        fields = _valid(
+            CaseReportSerializer(data=_with_files(request)), _("The report is not valid.")
+        )
         case, created = services.case_report_result(
             actor=request.user,
             idempotency_key=request.headers.get("Idempotency-Key"),
@@ -237,13 +250,17 @@ class CaseActionView(APIView):
         description=(
             "Takes a workflow action (file, dispatch, accept, send_back, handle, check_pass, "
             "check_fail, close, void, merge, escalate, suspend, resume, reopen, "
-            "verify_request, verify_confirm, handle_on_spot) on the case as the caller read "
+            "verify_request, verify_confirm, handle_on_spot, postpone_request, "
+            "postpone_approve, postpone_reject, supervise) on the case as the caller read "
             "it: send its ETag in If-Match (or `version` in the body); 428 with neither. "
             "409 when the case changed meanwhile, with its current state and version. 403 "
             "without a role for the action over the case, 400 when the state does not "
             "allow it or its input is wrong (void, send_back, check_fail, suspend and "
-            "reopen need a `note`; dispatch a `department`; merge `merge_into`). Answers "
-            "the case as it is now, with its new ETag."
+            "reopen, postpone_request and postpone_reject need a `note`; dispatch a "
+            "`department`; merge `merge_into`; postpone_request `until`; verify_request "
+            "may name an `assignee`). Steps with photos (verify_confirm, handle, "
+            "handle_on_spot, check_pass, check_fail) take up to 9 `photos` as "
+            "multipart/form-data. Answers the case as it is now, with its new ETag."
         ),
         parameters=[
             OpenApiParameter(
@@ -270,7 +287,9 @@ class CaseActionView(APIView):
     def post(self, request, number: str, action: str):
         user = request.user
         case = selectors.case_get(user=user, number=number)
-        fields = _valid(CaseActionSerializer(data=request.data), _("The action is not valid."))
+        fields = _valid(
+            CaseActionSerializer(data=_with_files(request)), _("The action is not valid.")
+        )
         version = expected_version(request, fields.get("version"))
         department = None
         if fields.get("department"):
@@ -286,6 +305,12 @@ class CaseActionView(APIView):
             if merge_into is None:
                 message = _("No case you may see has this number.")
                 raise DomainError(message, errors={"merge_into": [message]})
+        assignee = None
+        if fields.get("assignee"):
+            assignee = User.objects.filter(username=fields["assignee"], is_active=True).first()
+            if assignee is None:
+                message = _("No active user has this username.")
+                raise DomainError(message, errors={"assignee": [message]})
         try:
             case = services.case_transition(
                 case_id=case.pk,
@@ -295,6 +320,9 @@ class CaseActionView(APIView):
                 note=fields["note"],
                 department=department,
                 merge_into=merge_into,
+                until=fields.get("until"),
+                assignee=assignee,
+                photos=fields["photos"],
             )
         except services.CaseConflict as conflict:
             body = {

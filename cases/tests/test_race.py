@@ -68,6 +68,45 @@ def _read_line(proc, timeout: float) -> str:
     return line
 
 
+def _race(script: str, jobs: list[dict]) -> tuple[list[dict], float]:
+    """Run ``script`` in one process per job, all started at the same moment;
+    their answers (one JSON line each) and how long the race took."""
+    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "SQLITE_PATH"}}
+    env.update(DJANGO_SETTINGS_MODULE="civicgrid.settings", **_database_env())
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", script],
+            cwd=ROOT,
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in jobs
+    ]
+    try:
+        for proc, job in zip(procs, jobs, strict=True):
+            proc.stdin.write(json.dumps(job) + "\n")
+            proc.stdin.flush()
+        for proc in procs:
+            assert _read_line(proc, 60).strip() == "ready"
+        started = time.monotonic()
+        for proc in procs:
+            proc.stdin.write("go\n")
+            proc.stdin.flush()
+        answers = [json.loads(_read_line(proc, 120)) for proc in procs]
+        return answers, time.monotonic() - started
+    finally:
+        for proc in procs:
+            proc.stdin.close()
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_exactly_one_of_eight_racing_processes_wins_each_case(small_city):
@@ -89,40 +128,7 @@ def test_exactly_one_of_eight_racing_processes_wins_each_case(small_city):
     ]
     work = [[c.pk, c.version] for c in cases]
 
-    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "SQLITE_PATH"}}
-    env.update(DJANGO_SETTINGS_MODULE="civicgrid.settings", **_database_env())
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-c", CHILD],
-            cwd=ROOT,
-            env=env,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for _ in range(PROCESSES)
-    ]
-    try:
-        for proc, username in zip(procs, leads, strict=True):
-            proc.stdin.write(json.dumps({"username": username, "cases": work}) + "\n")
-            proc.stdin.flush()
-        for proc in procs:
-            assert _read_line(proc, 60).strip() == "ready"
-        started = time.monotonic()
-        for proc in procs:
-            proc.stdin.write("go\n")
-            proc.stdin.flush()
-        answers = [json.loads(_read_line(proc, 120)) for proc in procs]
-        elapsed = time.monotonic() - started
-    finally:
-        for proc in procs:
-            proc.stdin.close()
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+    answers, elapsed = _race(CHILD, [{"username": username, "cases": work} for username in leads])
 
     problems = [r for a in answers for r in a.values() if r not in ("won", "conflict")]
     assert problems == []
@@ -136,3 +142,50 @@ def test_exactly_one_of_eight_racing_processes_wins_each_case(small_city):
     filers = set(CaseEvent.objects.filter(action="file").values_list("actor_username", flat=True))
     assert filers <= set(leads)
     assert elapsed < 60
+
+
+REPORTER = r"""
+import json, sys
+import django
+django.setup()
+from django.db import connection
+from accounts.models import User
+from cases.models import Category
+from cases.services import case_report
+
+job = json.loads(sys.stdin.readline())
+actor = User.objects.get(username=job["username"])
+garbage = Category.objects.get(kind="event", code="0101")
+connection.ensure_connection()
+print("ready", flush=True)
+sys.stdin.readline()  # go
+numbers = []
+for i in range(job["count"]):
+    case = case_report(
+        actor=actor, category=garbage, lat=job["lat"], lng=job["lng"],
+        description=f"{job['username']} {i}", source="grid_worker",
+    )
+    numbers.append(case.number)
+print(json.dumps({"numbers": numbers}), flush=True)
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_racing_reports_get_unique_gapless_numbers(small_city):
+    """Eight processes report at once: every case gets its own number, serials 1..N."""
+    world = make_case_world(small_city)
+    from cases.testing import member
+
+    workers = [
+        member(f"w{i}", "grid_worker", small_city.grids[0]).username for i in range(PROCESSES)
+    ]
+    per_process = 15
+    job = {"count": per_process, "lat": GRID_POINT[0], "lng": GRID_POINT[1]}
+    answers, _elapsed = _race(REPORTER, [{**job, "username": w} for w in workers])
+    numbers = [n for answer in answers for n in answer["numbers"]]
+    assert len(numbers) == len(set(numbers)) == PROCESSES * per_process
+    serials = sorted(int(n[-4:]) for n in numbers)
+    assert serials == list(range(1, PROCESSES * per_process + 1))
+    assert Case.objects.count() == PROCESSES * per_process
+    assert world.garbage.cases.count() == PROCESSES * per_process

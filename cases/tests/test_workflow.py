@@ -6,6 +6,7 @@ from django.utils import timezone
 from accounts.models import AuditEntry, User
 from cases import services
 from cases.models import Case, CaseEvent, CaseEventIsAppendOnly, CaseState
+from cases.selectors import case_actions_for
 from cases.services import (
     CaseActionDenied,
     CaseConflict,
@@ -52,10 +53,13 @@ def act(action, case, actor, **extra) -> Case:
     )
 
 
-def put_in_state(world, state: str) -> Case:
-    """A reported case placed straight into ``state``, with what that state implies."""
+def put_in_state(world, state: str, action: str = "") -> Case:
+    """A reported case placed straight into ``state``, with what that state implies
+    (and, for deciding on a postponement, a pending request)."""
     case = report(world)
     fields = {"state": state}
+    if action in (Action.POSTPONE_APPROVE, Action.POSTPONE_REJECT):
+        fields["postpone_until"] = timezone.now() + timedelta(days=30)
     if state in (S.DISPATCHED, S.ACCEPTED, S.HANDLED, S.CHECKING):
         fields["department"] = world.sanitation
     if state == S.SUSPENDED:
@@ -72,6 +76,8 @@ def inputs_for(world, action: str) -> dict:
         extra["department"] = world.sanitation
     if action == Action.MERGE:
         extra["merge_into"] = report(world)
+    if action == Action.POSTPONE_REQUEST:
+        extra["until"] = timezone.now() + timedelta(days=30)
     return extra
 
 
@@ -216,10 +222,17 @@ def test_main_path_with_send_back_and_rework(world):
     assert CaseEvent.objects.get(pk=first.pk).note == ""
 
 
-def test_handle_on_spot_still_goes_through_the_check(world):
+def test_handle_on_spot_still_goes_through_the_check_by_someone_else(world):
     case = act(Action.HANDLE_ON_SPOT, report(world), world["worker"], note="已清理")
     assert (case.state, case.step) == (S.HANDLED, "check")
-    case = act(Action.CHECK_PASS, case, world["worker"])
+    # The worker who handled it does not check it; the grid leader is named instead.
+    assert case.handled_on_spot_by == world["worker"]
+    assert case.assignee == world["gridlead"]
+    assert Action.CHECK_PASS not in case_actions_for(case=case, user=world["worker"])
+    with pytest.raises(InvalidTransition):
+        act(Action.CHECK_PASS, case, world["worker"])
+    assert refreshed(case).version == case.version
+    case = act(Action.CHECK_PASS, case, world["gridlead"])
     assert act(Action.CLOSE, case, world["lead"]).state == S.CLOSED
 
 
@@ -310,7 +323,7 @@ ACTIONS = sorted(all_actions())
 def test_every_action_from_every_state(world, state):
     root = User.objects.create_superuser("root")
     for action in ACTIONS:
-        case = put_in_state(world, state)
+        case = put_in_state(world, state, action)
         allowed = TRANSITIONS.get((state, action))
         if allowed is None:
             with pytest.raises(InvalidTransition):
@@ -336,7 +349,17 @@ def test_every_state_has_a_way_on_unless_final():
 
 # --- refused by role and by scope ------------------------------------------------------------
 
-IN_REACH = ["worker", "clerk", "lead", "dispatcher", "handler", "head", "leader", "admin"]
+IN_REACH = [
+    "worker",
+    "gridlead",
+    "clerk",
+    "lead",
+    "dispatcher",
+    "handler",
+    "head",
+    "leader",
+    "admin",
+]
 FROM_STATE = {}
 for (_state, _action), _t in TRANSITIONS.items():
     FROM_STATE.setdefault(_action, _state)
@@ -349,7 +372,7 @@ def test_every_action_by_every_role(world, action):
     for username in IN_REACH:
         user = world[username]
         role = user.memberships.get().role.code
-        case = put_in_state(world, state)
+        case = put_in_state(world, state, action)
         if role in allowed_roles:
             after = act(action, case, user, **inputs_for(world, action))
             assert after.version == case.version + 1, (action, role)
