@@ -28,6 +28,8 @@ class User(AbstractUser):
 
     display_name = models.CharField(_("display name"), max_length=100, blank=True)
     phone = models.CharField(_("phone"), max_length=32, blank=True)
+    # A resident's portal account: signs in on the portal only, holds no role.
+    is_resident = models.BooleanField(_("resident"), default=False)
 
     objects = UserManager()
     # Staff see the users who hold a membership inside their area.

@@ -78,6 +78,16 @@ class Category(TimeStampedModel):
         _("help for residents"), blank=True, help_text=_("Shown to residents choosing a class.")
     )
     is_active = models.BooleanField(_("active"), default=True)
+    is_public = models.BooleanField(
+        _("residents may report it"),
+        default=True,
+        help_text=_("Offered on the public portal and through Open311."),
+    )
+    is_sensitive = models.BooleanField(
+        _("sensitive"),
+        default=False,
+        help_text=_("Public maps show cases of this class at a coarser location."),
+    )
     sort_order = models.PositiveIntegerField(_("order"), default=0)
     duplicate_radius_m = models.PositiveIntegerField(
         _("duplicate radius (m)"),
@@ -263,11 +273,19 @@ class CaseState(models.TextChoices):
     ACCEPTED = "accepted", _("accepted")  # 签收
     HANDLED = "handled", _("handled")  # 处置反馈, awaiting the on-site check
     CHECKING = "checking", _("checked, closing")  # 核查通过, awaiting 结案
+    RATING = "rating", _("awaiting the resident's rating")  # 回访
     CLOSED = "closed", _("closed")  # 结案
     VOIDED = "voided", _("voided")  # 作废
     MERGED = "merged", _("merged")  # 合并
     ESCALATED = "escalated", _("escalated")  # 上报上级
     SUSPENDED = "suspended", _("suspended")  # 挂账
+
+
+class Satisfaction(models.TextChoices):
+    SATISFIED = "satisfied", _("satisfied")
+    UNSATISFIED = "unsatisfied", _("unsatisfied")
+    # Nobody answered within the rating period: closed as satisfied, marked so.
+    DEFAULT = "default", _("satisfied by default (no answer)")
 
 
 class CaseQuerySet(RestrictedQuerySet):
@@ -386,6 +404,13 @@ class Case(models.Model):
     # 督办: a leader's supervision raises the case above the others in every queue.
     supervise_count = models.PositiveIntegerField(_("supervisions"), default=0)
     supervised_at = models.DateTimeField(_("supervised at"), null=True, blank=True)
+    # A resident's report: the secret of its private tracking link (empty for staff
+    # reports), how the resident rated the result and how often it went back.
+    public_token = models.CharField(_("tracking secret"), max_length=64, blank=True)
+    satisfaction = models.CharField(
+        _("resident's rating"), max_length=20, choices=Satisfaction.choices, blank=True
+    )
+    unsatisfied_count = models.PositiveIntegerField(_("unsatisfied rounds"), default=0)
     # When the reporter's contact details were erased after the retention period.
     reporter_purged_at = models.DateTimeField(_("reporter data purged"), null=True, blank=True)
     rework_count = models.PositiveIntegerField(_("reworks"), default=0)
@@ -416,6 +441,11 @@ class Case(models.Model):
                 fields=["created_by", "idempotency_key"],
                 condition=~Q(idempotency_key=""),
                 name="cases_case_idempotency",
+            ),
+            models.UniqueConstraint(
+                fields=["public_token"],
+                condition=~Q(public_token=""),
+                name="cases_case_public_token",
             ),
         ]
 
@@ -513,6 +543,9 @@ class CasePhoto(models.Model):
     sha256 = models.CharField(_("SHA-256"), max_length=64)
     uploaded_by_id = models.BigIntegerField(_("uploaded by"), null=True, blank=True)
     is_public = models.BooleanField(_("approved for the public"), default=False)
+    # When staff moderated it (approved or kept private); empty: awaiting moderation.
+    reviewed_at = models.DateTimeField(_("reviewed"), null=True, blank=True)
+    reviewed_by_id = models.BigIntegerField(_("reviewed by"), null=True, blank=True)
     created_at = models.DateTimeField(_("created"), default=timezone.now)
 
     class Meta:

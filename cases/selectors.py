@@ -13,6 +13,7 @@ from django.db.models import Case, IntegerField, Q, QuerySet, Value, When
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy as _lazy
 
 from accounts.models import Department
 from core.errors import DomainError
@@ -841,7 +842,7 @@ EXPORT_FIELDS = (
 )
 
 
-def case_export_batches(*, queryset: QuerySet, limit: int, batch: int = EXPORT_BATCH):
+def case_export_batches(*, queryset: QuerySet, limit: int, batch: int | None = None):
     """The cases of a :func:`case_list` queryset, newest first, in lists of ``batch``,
     at most ``limit`` in all.
 
@@ -849,6 +850,7 @@ def case_export_batches(*, queryset: QuerySet, limit: int, batch: int = EXPORT_B
     an index range however deep, with its category, area and department joined
     in the same query. Only EXPORT_FIELDS are read.
     """
+    batch = batch or EXPORT_BATCH
     qs = queryset.only(*EXPORT_FIELDS).order_by("-created_at", "-id")
     sent, after = 0, None
     while sent < limit:
@@ -872,9 +874,11 @@ def case_export_batches(*, queryset: QuerySet, limit: int, batch: int = EXPORT_B
 
 INTAKE_QUEUE_STATES = (CaseState.REPORTED, CaseState.VERIFYING, CaseState.ESCALATED)
 INTAKE_QUEUE_ROLES = workflow.INTAKE | workflow.DISPATCHING
-# Every role that takes part in the case loop: the table's and the reporters'.
-CASE_ROLES = frozenset().union(
-    workflow.REPORT_ROLES, *(t.roles for t in workflow.TRANSITIONS.values())
+# Every staff role that takes part in the case loop: the table's and the reporters'
+# (a resident acts on the public portal, not on these pages).
+CASE_ROLES = (
+    frozenset().union(workflow.REPORT_ROLES, *(t.roles for t in workflow.TRANSITIONS.values()))
+    - workflow.RESIDENT
 )
 # Who may read a reporter's contact: the intake, and the department handling the case.
 CONTACT_ROLES = workflow.INTAKE | workflow.DEPARTMENT
@@ -1152,3 +1156,107 @@ def may_see_reporter_contact(*, case: CaseRecord, user) -> bool:
     except CaseActionDenied:
         return False
     return True
+
+
+# --- the public view of cases (portal, Open311) ------------------------------------
+# Nothing here carries a person: no reporter, no staff names, no notes (a note may
+# name someone), no photo that staff have not approved.
+
+# Timeline actions a resident sees, with the public wording of each.
+PUBLIC_STEPS: dict[str, object] = {
+    "report": _lazy("Report received"),
+    workflow.Action.VERIFY_REQUEST: _lazy("Being verified on site"),
+    workflow.Action.FILE: _lazy("Accepted as a case"),
+    workflow.Action.DISPATCH: _lazy("Sent to the responsible department"),
+    workflow.Action.ACCEPT: _lazy("The department is working on it"),
+    workflow.Action.HANDLE: _lazy("The department reports it handled"),
+    workflow.Action.HANDLE_ON_SPOT: _lazy("Handled on the spot"),
+    workflow.Action.CHECK_PASS: _lazy("Checked on site: done"),
+    workflow.Action.CHECK_FAIL: _lazy("Checked on site: more work needed"),
+    workflow.Action.ESCALATE: _lazy("Passed to a higher level"),
+    workflow.Action.SUSPEND: _lazy("On hold"),
+    workflow.Action.RESUME: _lazy("Work resumed"),
+    workflow.Action.POSTPONE_APPROVE: _lazy("More time granted to the department"),
+    workflow.Action.RETURN_VISIT: _lazy("Waiting for your rating"),
+    workflow.Action.RATE_SATISFIED: _lazy("Closed: the reporter is satisfied"),
+    workflow.Action.RATE_UNSATISFIED: _lazy("The reporter is not satisfied: another round"),
+    workflow.Action.CLOSE: _lazy("Closed"),
+    workflow.Action.VOID: _lazy("Not taken up"),
+    workflow.Action.MERGE: _lazy("Merged with a report of the same problem"),
+    workflow.Action.WITHDRAW: _lazy("Withdrawn by the reporter"),
+    workflow.Action.REOPEN: _lazy("Reopened"),
+}
+DEFAULT_CLOSE_LABEL = _lazy("Closed: no rating given, counted as satisfied")
+
+# Cases closed this recently still show on the public map.
+PUBLIC_RECENT_DAYS = 30
+# A sensitive class's cases show on public maps snapped to a grid this coarse (degrees).
+COARSE_STEP = 0.005
+
+
+@dataclass(frozen=True)
+class PublicEntry:
+    at: datetime
+    action: str
+    label: str
+    department: str = ""
+
+
+def public_timeline(case: CaseRecord) -> list[PublicEntry]:
+    """The steps a resident may see, oldest first: when, and what, in public words;
+    a dispatch names the department (the agency responsible), never a person."""
+    departments = dict(Department.objects.values_list("code", "name"))
+    entries = []
+    for event in CaseEvent.objects.filter(case=case).order_by("at", "id"):
+        if event.action not in PUBLIC_STEPS:
+            continue
+        label = PUBLIC_STEPS[event.action]
+        if event.action == workflow.Action.RATE_SATISFIED and event.role == "system":
+            label = DEFAULT_CLOSE_LABEL
+        department = ""
+        if event.action == workflow.Action.DISPATCH:
+            department = departments.get((event.data or {}).get("department"), "")
+        entries.append(PublicEntry(event.at, event.action, str(label), department))
+    return entries
+
+
+def public_location(case: CaseRecord) -> tuple[float, float]:
+    """Where the public sees the case: exact, or snapped to a coarse grid for a
+    sensitive class."""
+    if case.category.is_sensitive:
+        return (
+            round(round(case.lat / COARSE_STEP) * COARSE_STEP, 6),
+            round(round(case.lng / COARSE_STEP) * COARSE_STEP, 6),
+        )
+    return case.lat, case.lng
+
+
+def public_cases(*, now: datetime | None = None) -> QuerySet:
+    """The cases the public may see: open ones and those closed in the last
+    PUBLIC_RECENT_DAYS days (not voided, merged or withdrawn), of public classes."""
+    now = now or timezone.now()
+    recent = now - timedelta(days=PUBLIC_RECENT_DAYS)
+    return (
+        CaseRecord.objects.filter(category__is_public=True)
+        .filter(
+            Q(state__in=workflow.OPEN_STATES) | Q(state=CaseState.CLOSED, closed_at__gte=recent)
+        )
+        .select_related("category", "category__parent", "area", "department")
+    )
+
+
+def public_photos(case: CaseRecord) -> list[CasePhoto]:
+    """The case's photos staff approved for the public."""
+    return list(CasePhoto.objects.filter(case=case, is_public=True).order_by("created_at", "id"))
+
+
+def case_by_token(token: str) -> CaseRecord | None:
+    """The resident's case behind a private tracking link, or None."""
+    token = (token or "").strip()
+    if not token or len(token) > 64:
+        return None
+    return (
+        CaseRecord.objects.select_related("category", "area", "department")
+        .filter(public_token=token)
+        .first()
+    )

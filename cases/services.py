@@ -8,6 +8,7 @@ The timeline entry and the audit entry are written in the same transaction.
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
 
@@ -35,14 +36,18 @@ from .models import (
     Category,
     DailyCounter,
     Kind,
+    Satisfaction,
     Source,
     Urgency,
 )
+from .photos import photos_atomic
 from .selectors import duplicate_candidates, route_department, step_deadline
 from .sla import yellow_from
 from .workflow import Action
 
 KIND_LETTER = {Kind.EVENT: "E", Kind.COMPONENT: "C"}
+# Where residents' reports come from.
+PUBLIC_SOURCES = frozenset({Source.PORTAL, Source.OPEN311})
 DEFAULT_REOPEN_DAYS = 7
 
 
@@ -116,6 +121,14 @@ def acting_role(*, actor, case: Case | None, area: Area, roles: frozenset[str]) 
     """
     if actor is None or not getattr(actor, "is_authenticated", False) or not actor.is_active:
         raise CaseActionDenied(_("Sign in to act on cases."))
+    if (
+        "resident" in roles
+        and case is not None
+        and case.public_token
+        and case.reporter_id is not None
+        and case.reporter_id == actor.pk
+    ):
+        return "resident"
     if actor.is_superuser:
         return "superuser"
     rows = Membership.objects.filter(user=actor, is_active=True, role__code__in=roles).values_list(
@@ -242,10 +255,18 @@ def case_report_result(
     reporter_email: str = "",
     idempotency_key: str | None = None,
     photos=None,
+    public: bool = False,
+    event_data: dict | None = None,
 ) -> tuple[Case, bool]:
     """Record a reported problem: locate its grid, route it, set its deadlines, number it,
     and note the open cases it may duplicate (same class, within the class's radius and
     window) in its first timeline entry; ``photos`` are uploaded files (cases.photos).
+
+    ``public`` marks a resident's report (the portal, Open311): no staff role is
+    needed, the actor is the signed-in resident or None, the class must be one
+    residents may report, and the case gets the secret of its private tracking
+    link (``public_token``); the resident rates the result before it closes.
+    ``event_data`` adds to the report's timeline entry (e.g. the Open311 client).
 
     Answers the case and whether this call created it. A retried call with
     the same ``idempotency_key`` from the same actor answers the case the
@@ -263,6 +284,10 @@ def case_report_result(
         reporter_email=reporter_email,
         idempotency_key=key,
     )
+    if public and "category" not in errors and not category.is_public:
+        errors["category"] = [_("Residents cannot report this class.")]
+    if public and source not in PUBLIC_SOURCES:
+        errors["source"] = [_("A resident's report comes from the portal or Open311.")]
     if errors:
         raise DomainError(_("The report is not valid."), errors=errors)
     prepared = _prepared_photos(photos, "report")
@@ -271,7 +296,14 @@ def case_report_result(
         message = _("This point lies outside every grid.")
         raise DomainError(message, errors={"lat": [message], "lng": [message]})
     grid = Area.objects.get(code=where.grid.code)
-    role = acting_role(actor=actor, case=None, area=grid, roles=workflow.REPORT_ROLES)
+    if public:
+        role = "resident"
+        if actor is not None and not getattr(actor, "is_authenticated", False):
+            actor = None
+        if reporter is None and actor is not None and getattr(actor, "is_resident", False):
+            reporter = actor
+    else:
+        role = acting_role(actor=actor, case=None, area=grid, roles=workflow.REPORT_ROLES)
     if reporter is None and source == Source.GRID_WORKER:
         reporter = actor
     suggested = route_department(category=category, area=grid)
@@ -280,7 +312,7 @@ def case_report_result(
     state = CaseState.REPORTED
     duplicates = duplicate_candidates(category=category, lat=lat, lng=lng, now=now)
     try:
-        with transaction.atomic():
+        with photos_atomic():
             day = timezone.localdate(now)
             serial = next_daily_serial(day=day, kind=category.kind)
             case = Case.objects.create(
@@ -304,6 +336,7 @@ def case_report_result(
                 reporter_email=reporter_email.strip(),
                 created_by=actor,
                 idempotency_key=key,
+                public_token=secrets.token_urlsafe(24) if public else "",
                 deadline=_overall_deadline(
                     category=category, urgency=urgency, start=now, calendar=calendar
                 ),
@@ -313,7 +346,7 @@ def case_report_result(
                     category=category, urgency=urgency, state=state, start=now, calendar=calendar
                 ),
             )
-            data = {"source": source, "grid": grid.code}
+            data = {**(event_data or {}), "source": source, "grid": grid.code}
             if suggested is not None:
                 data["suggested_department"] = suggested.code
             if duplicates:
@@ -391,6 +424,10 @@ def action_refusal(*, case: Case, action: str, actor) -> str:
         )
     if action == Action.ESCALATE and case.level <= AreaLevel.DISTRICT:
         return _("The district center is the highest level; it cannot escalate.")
+    if action == Action.CLOSE and case.public_token:
+        return _("A resident's case closes when the resident is satisfied: ask for the rating.")
+    if action == Action.RETURN_VISIT and not case.public_token:
+        return _("Only a resident's case waits for the resident's rating.")
     return ""
 
 
@@ -520,8 +557,15 @@ def case_transition(
     assignee=None,
     photos=None,
     data: dict | None = None,
+    token: str = "",
+    system: bool = False,
 ) -> Case:
     """Take ``action`` on the case as read at ``expected_version``; the updated case.
+
+    ``token`` is a resident's proof of being the reporter (the secret of the
+    case's tracking link) when not signed in; ``system`` is CivicGrid acting by
+    itself (a rating period that ran out, an escalation after too many
+    unsatisfied rounds): no actor, no role check.
 
     ``until`` is the new deadline a postponement asks for; ``assignee`` the grid
     worker a verification task names (the grid's own when None); ``photos``
@@ -536,7 +580,7 @@ def case_transition(
     """
     note = (note or "").strip()
     prepared = _prepared_photos(photos, action)
-    with transaction.atomic():
+    with photos_atomic():
         case = (
             Case.objects.select_related("category", "area", "department").filter(pk=case_id).first()
         )
@@ -555,7 +599,15 @@ def case_transition(
                 *(t.roles for (_s, a), t in workflow.TRANSITIONS.items() if a == action)
             )
         )
-        role = acting_role(actor=actor, case=case, area=case.area, roles=roles)
+        if system:
+            actor, role = None, "system"
+        elif token and "resident" in roles:
+            if not case.public_token or not secrets.compare_digest(token, case.public_token):
+                raise CaseActionDenied(_("This tracking link does not belong to this case."))
+            actor = actor if getattr(actor, "is_authenticated", False) else None
+            role = "resident"
+        else:
+            role = acting_role(actor=actor, case=case, area=case.area, roles=roles)
         if case.version != expected_version:
             raise CaseConflict(state=case.state, version=case.version)
         if step is None:
@@ -654,6 +706,17 @@ def case_transition(
             event_data["until"] = case.postpone_until.isoformat()
         elif action == Action.SUPERVISE:
             changes.update(supervise_count=F("supervise_count") + 1, supervised_at=now)
+        elif action == Action.RATE_SATISFIED:
+            rating = Satisfaction.DEFAULT if system else Satisfaction.SATISFIED
+            changes.update(satisfaction=rating, closed_at=now)
+            event_data["satisfaction"] = rating
+        elif action == Action.RATE_UNSATISFIED:
+            changes.update(
+                satisfaction=Satisfaction.UNSATISFIED,
+                unsatisfied_count=F("unsatisfied_count") + 1,
+                department=None,
+            )
+            event_data["department"] = case.department.code if case.department else None
         elif action == Action.HANDLE_ON_SPOT:
             changes["handled_on_spot_by"] = actor
 
@@ -767,6 +830,110 @@ def _store_photos(*, case, event, action, prepared, actor) -> None:
     store_photos(case=case, event=event, action=action, prepared=prepared, actor=actor)
 
 
+# --- the resident's side --------------------------------------------------------------
+
+
+def case_rate(
+    *,
+    case_id: int,
+    expected_version: int,
+    satisfied: bool,
+    reason: str = "",
+    actor=None,
+    token: str = "",
+) -> Case:
+    """The resident rates the result (回访): satisfied closes the case; unsatisfied
+    (with a reason) sends it back to dispatch for another round, and after
+    ``CIVICGRID["UNSATISFIED_ESCALATE_AFTER"]`` such rounds also escalates it one level."""
+    action = Action.RATE_SATISFIED if satisfied else Action.RATE_UNSATISFIED
+    with transaction.atomic():
+        case = case_transition(
+            case_id=case_id,
+            expected_version=expected_version,
+            action=action,
+            actor=actor,
+            note=reason,
+            token=token,
+        )
+        limit = settings.CIVICGRID.get("UNSATISFIED_ESCALATE_AFTER", 2)
+        if not satisfied and case.unsatisfied_count >= limit and case.level > AreaLevel.DISTRICT:
+            case = case_transition(
+                case_id=case.pk,
+                expected_version=case.version,
+                action=Action.ESCALATE,
+                actor=None,
+                system=True,
+                data={"reason": "unsatisfied", "rounds": case.unsatisfied_count},
+            )
+    return case
+
+
+def case_withdraw(
+    *, case_id: int, expected_version: int, actor=None, token: str = "", reason: str = ""
+) -> Case:
+    """The resident withdraws a report nobody has filed yet."""
+    return case_transition(
+        case_id=case_id,
+        expected_version=expected_version,
+        action=Action.WITHDRAW,
+        actor=actor,
+        note=reason,
+        token=token,
+    )
+
+
+def cases_close_unrated(*, now: datetime | None = None) -> int:
+    """Close, as satisfied by default, the cases whose resident did not rate them
+    within ``CIVICGRID["RATING_DAYS"]``; how many were closed."""
+    now = now or timezone.now()
+    days = settings.CIVICGRID.get("RATING_DAYS", 7)
+    due = Case.objects.filter(
+        state=CaseState.RATING, updated_at__lte=now - timedelta(days=days)
+    ).values_list("pk", "version")
+    closed = 0
+    for pk, version in list(due[:SWEEP_BATCH]):
+        try:
+            case_transition(
+                case_id=pk,
+                expected_version=version,
+                action=Action.RATE_SATISFIED,
+                actor=None,
+                system=True,
+                data={"rating_days": days},
+            )
+        except CaseConflict:
+            continue  # the resident answered, or another sweep closed it, meanwhile
+        closed += 1
+    return closed
+
+
+def cases_erase_reporter(*, user) -> int:
+    """Erase a resident's link to her reports: no account, name, phone, e-mail or
+    tracking secret stays on them; the cases, their timelines and statistics stay.
+    How many cases were anonymised."""
+    now = timezone.now()
+    with transaction.atomic():
+        rows = list(Case.objects.filter(reporter=user).values_list("pk", "number"))
+        Case.objects.filter(pk__in=[pk for pk, _n in rows]).update(
+            reporter=None,
+            created_by=None,
+            reporter_name="",
+            reporter_phone="",
+            reporter_email="",
+            public_token="",
+            idempotency_key="",
+            reporter_purged_at=now,
+        )
+        Case.objects.filter(created_by=user).update(created_by=None, idempotency_key="")
+        audit_log(
+            actor=user,
+            action="case.reporter_erase",
+            object_type="cases.case",
+            after={"cases": [number for _pk, number in rows]},
+        )
+    return len(rows)
+
+
 # One service per use case, all through the guarded core above. The actions
 # that take nothing but a note are made alike; a reason the action requires
 # (void, send back, failed check, suspend, reopen) is checked by the core.
@@ -835,7 +1002,8 @@ def case_dispatch(
 SWEEP_BATCH = 200
 
 # A suspended case's clock is paused: it cannot run late until it resumes.
-SWEPT_STATES = sorted(workflow.OPEN_STATES - {CaseState.SUSPENDED})
+# Nor is a case waiting for the resident's rating late: the city's work is done.
+SWEPT_STATES = sorted(workflow.OPEN_STATES - {CaseState.SUSPENDED, CaseState.RATING})
 
 
 def _claim_overdue(pk: int, now: datetime) -> bool:

@@ -19,10 +19,12 @@ SWEEP_INTERVAL = timedelta(seconds=60)
 
 @task()
 def sweep_overdue_task(reschedule: bool = True) -> int:
-    """Mark overdue cases (cases.services.cases_sweep_overdue) and erase reporters' data
-    past its retention period (cases_purge_reporter_data), then queue the next sweep."""
+    """Mark overdue cases (cases.services.cases_sweep_overdue), close unrated residents'
+    cases as satisfied by default (cases_close_unrated) and erase reporters' data past
+    its retention period (cases_purge_reporter_data), then queue the next sweep."""
     try:
         marked = services.cases_sweep_overdue()
+        services.cases_close_unrated()
         services.cases_purge_reporter_data()
         return marked
     finally:

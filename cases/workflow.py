@@ -15,7 +15,10 @@ What the states mean:
 - dispatched: sent to a department, awaiting its signature (签收) or return (回退);
 - accepted: the department works it (处置);
 - handled: the department's feedback (反馈) is in; the grid worker checks on site (核查);
-- checking: the check passed; the shift lead reviews it for closing (结案);
+- checking: the check passed; the shift lead reviews it for closing (结案), or, for a
+  resident's report, asks the resident (回访);
+- rating: awaiting the resident's rating: satisfied closes it, unsatisfied sends it
+  back to dispatch (不满意再分流); no answer in time closes it as satisfied by default;
 - escalated: passed one level up (grid → community → street → district), awaiting that level;
 - suspended: parked (挂账) with its clock paused; resume returns it where it was;
 - closed, voided, merged: finished (closed may be reopened for a while).
@@ -53,6 +56,10 @@ class Action:
     POSTPONE_APPROVE = "postpone_approve"
     POSTPONE_REJECT = "postpone_reject"
     SUPERVISE = "supervise"
+    RETURN_VISIT = "return_visit"
+    RATE_SATISFIED = "rate_satisfied"
+    RATE_UNSATISFIED = "rate_unsatisfied"
+    WITHDRAW = "withdraw"
 
 
 # Who reports (cases.services.case_report); not a transition, but checked the same way.
@@ -67,6 +74,8 @@ DISPATCHING = frozenset({"dispatcher", "shift_lead"})
 DEPARTMENT = frozenset({"handler", "department_head"})
 CHECKING = frozenset({"grid_worker", "grid_leader"})
 APPROVING = frozenset({"shift_lead", "leader"})
+# The reporter of a resident's case (signed in, or holding its tracking link).
+RESIDENT = frozenset({"resident"})
 CLOSING = frozenset({"shift_lead"})
 SUPERVISING = frozenset({"shift_lead", "leader", "admin"})
 ESCALATING = frozenset({"grid_worker", "intake_clerk", "shift_lead", "dispatcher"})
@@ -114,6 +123,12 @@ TRANSITIONS: dict[tuple[str, str], Transition] = {
     (S.HANDLED, A.CHECK_PASS): _t(S.CHECKING, CHECKING),
     (S.HANDLED, A.CHECK_FAIL): _t(S.ACCEPTED, CHECKING),
     (S.CHECKING, A.CLOSE): _t(S.CLOSED, CLOSING),
+    # a resident's case: the resident decides (回访)
+    (S.CHECKING, A.RETURN_VISIT): _t(S.RATING, CLOSING),
+    (S.RATING, A.RATE_SATISFIED): _t(S.CLOSED, RESIDENT),
+    (S.RATING, A.RATE_UNSATISFIED): _t(S.FILED, RESIDENT),
+    (S.REPORTED, A.WITHDRAW): _t(S.VOIDED, RESIDENT),
+    (S.VERIFYING, A.WITHDRAW): _t(S.VOIDED, RESIDENT),
     # side paths
     (S.SUSPENDED, A.RESUME): _t(PREVIOUS, SUPERVISING),
     (S.CLOSED, A.REOPEN): _t(S.FILED, SUPERVISING),
@@ -170,6 +185,7 @@ NEEDS_NOTE = frozenset(
         A.REOPEN,
         A.POSTPONE_REQUEST,
         A.POSTPONE_REJECT,
+        A.RATE_UNSATISFIED,
     }
 )
 

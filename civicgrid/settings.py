@@ -88,6 +88,8 @@ INSTALLED_APPS = [
     "accounts",
     "geo",
     "cases",
+    "portal",
+    "open311",
 ]
 
 MIDDLEWARE = [
@@ -321,6 +323,11 @@ CIVICGRID = {
     # A reporter's name, phone and e-mail are erased this many days after the
     # case is finished (closed, voided or merged).
     "REPORTER_RETENTION_DAYS": int(os.environ.get("REPORTER_RETENTION_DAYS", "180")),
+    # A resident's case waits this many days for the resident's rating, then
+    # closes as satisfied by default; after this many unsatisfied rounds it is
+    # also escalated one level.
+    "RATING_DAYS": int(os.environ.get("RATING_DAYS", "7")),
+    "UNSATISFIED_ESCALATE_AFTER": int(os.environ.get("UNSATISFIED_ESCALATE_AFTER", "2")),
     # Addresses (or networks, e.g. "10.0.0.0/8") of reverse proxies whose
     # X-Forwarded-For is believed. Empty: the peer address is the client.
     "TRUSTED_PROXIES": _env_list("TRUSTED_PROXIES", []),

@@ -53,6 +53,15 @@ def act(action, case, actor, **extra) -> Case:
     )
 
 
+# Actions on a resident's report (it has a tracking secret).
+RESIDENT_ACTIONS = {
+    Action.RETURN_VISIT,
+    Action.RATE_SATISFIED,
+    Action.RATE_UNSATISFIED,
+    Action.WITHDRAW,
+}
+
+
 def put_in_state(world, state: str, action: str = "") -> Case:
     """A reported case placed straight into ``state``, with what that state implies
     (and, for deciding on a postponement, a pending request)."""
@@ -60,6 +69,8 @@ def put_in_state(world, state: str, action: str = "") -> Case:
     fields = {"state": state}
     if action in (Action.POSTPONE_APPROVE, Action.POSTPONE_REJECT):
         fields["postpone_until"] = timezone.now() + timedelta(days=30)
+    if action in RESIDENT_ACTIONS:
+        fields.update(public_token=f"token-{case.pk}", reporter=None, source="portal")
     if state in (S.DISPATCHED, S.ACCEPTED, S.HANDLED, S.CHECKING):
         fields["department"] = world.sanitation
     if state == S.SUSPENDED:
