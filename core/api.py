@@ -25,7 +25,10 @@ def exception_handler(exc, context):
         if exc.status_code == 403:
             _audit_denial(exc, context)
         body = {"detail": exc.message, "code": exc.code, "errors": exc.errors}
-        return Response(body, status=exc.status_code)
+        response = Response(body, status=exc.status_code)
+        if getattr(exc, "retry_after", None):
+            response["Retry-After"] = str(exc.retry_after)
+        return response
     if isinstance(exc, exceptions.PermissionDenied | DjangoPermissionDenied):
         _audit_denial(exc, context)
     return drf_exception_handler(exc, context)
