@@ -328,6 +328,9 @@ CIVICGRID = {
     # also escalated one level.
     "RATING_DAYS": int(os.environ.get("RATING_DAYS", "7")),
     "UNSATISFIED_ESCALATE_AFTER": int(os.environ.get("UNSATISFIED_ESCALATE_AFTER", "2")),
+    # Public writes (portal, Open311): (hits, seconds) per client address, per
+    # account, and a short burst limit per address; over them answers 429.
+    "PUBLIC_RATE_LIMITS": {"ip": (20, 3600), "account": (30, 3600), "burst": (5, 60)},
     # Addresses (or networks, e.g. "10.0.0.0/8") of reverse proxies whose
     # X-Forwarded-For is believed. Empty: the peer address is the client.
     "TRUSTED_PROXIES": _env_list("TRUSTED_PROXIES", []),
