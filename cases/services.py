@@ -808,6 +808,16 @@ def _transition_notices(*, case: Case, action: str, actor, now: datetime) -> Non
         _notify(recipients=[case.assignee], case=case, kind=CaseNotice.Kind.TASK, text=text, at=now)
 
 
+def case_notice_mark_read(*, user, notice_id: int) -> bool:
+    """Mark one of the user's notices read; True when this call marked it (another
+    person's notice, or one already read, is left alone)."""
+    return bool(
+        CaseNotice.objects.filter(pk=notice_id, recipient=user, read_at__isnull=True).update(
+            read_at=timezone.now()
+        )
+    )
+
+
 # --- photos -------------------------------------------------------------------------
 
 

@@ -16,6 +16,7 @@ urlpatterns = [
     path("system/", include("accounts.system_urls")),
     path("audit/", include("accounts.audit_urls")),
     path("geo/", include("geo.urls")),
+    path("cases/", include("cases.urls")),
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
