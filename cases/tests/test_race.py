@@ -136,7 +136,7 @@ def test_exactly_one_of_eight_racing_processes_wins_each_case(small_city):
     ]
     work = [[c.pk, c.number, c.version] for c in cases]
 
-    answers, elapsed = _race(CHILD, [{"username": username, "cases": work} for username in leads])
+    answers, _elapsed = _race(CHILD, [{"username": username, "cases": work} for username in leads])
 
     problems = [r for a in answers for r in a.values() if r not in ("won", "conflict")]
     assert problems == []
@@ -149,7 +149,6 @@ def test_exactly_one_of_eight_racing_processes_wins_each_case(small_city):
     # Every winner is on record as the one who filed.
     filers = set(CaseEvent.objects.filter(action="file").values_list("actor_username", flat=True))
     assert filers <= set(leads)
-    assert elapsed < 60
 
 
 REPORTER = r"""
