@@ -17,6 +17,17 @@ GEO_READ = ["geo.view_area", "geo.view_gridstaff", "geo.view_building"]
 # (cases/workflow.py), checked against the same memberships.
 CASE_READ = ["cases.view_case", "cases.view_category"]
 STAFF_READ = [*GEO_READ, *CASE_READ]
+# Screening what residents send (portal moderation): answering and publishing
+# suggestions, approving photos for the public, keeping the blocklist. Roles
+# that existed before these were added get them from portal migration 0003.
+MODERATE = [
+    "portal.view_suggestion",
+    "portal.change_suggestion",
+    "portal.view_blocked",
+    "portal.add_blocked",
+    "portal.delete_blocked",
+    "cases.change_casephoto",
+]
 
 BUILTIN_ROLES: list[dict] = [
     {
@@ -45,14 +56,14 @@ BUILTIN_ROLES: list[dict] = [
         "name": "受理员",
         "name_en": "Intake clerk",
         "description": "Screens incoming reports and sends verification tasks.",
-        "permissions": STAFF_READ,
+        "permissions": [*STAFF_READ, *MODERATE],
     },
     {
         "code": "shift_lead",
         "name": "值班长",
         "name_en": "Shift lead",
         "description": "Files or rejects cases and closes them.",
-        "permissions": STAFF_READ,
+        "permissions": [*STAFF_READ, *MODERATE],
     },
     {
         "code": "dispatcher",
@@ -91,6 +102,7 @@ BUILTIN_ROLES: list[dict] = [
         "description": "Runs users, roles, departments, dictionaries, thresholds and the area tree.",
         "permissions": [
             *STAFF_READ,
+            *MODERATE,
             "cases.add_category",
             "cases.change_category",
             "cases.view_timelimit",
@@ -132,6 +144,9 @@ BUILTIN_ROLES: list[dict] = [
             "core.delete_dictionaryitem",
             "core.view_systemsetting",
             "core.change_systemsetting",
+            "open311.view_apikey",
+            "open311.add_apikey",
+            "open311.change_apikey",
         ],
     },
     {

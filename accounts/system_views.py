@@ -88,6 +88,7 @@ SECTIONS = [
     Section(gettext_lazy("Departments"), "system:department_list", "accounts.view_department"),
     Section(gettext_lazy("Dictionaries"), "system:dictionary_list", "core.view_dictionary"),
     Section(gettext_lazy("Settings"), "system:settings", "core.view_systemsetting"),
+    Section(gettext_lazy("Open311 keys"), "open311:key_list", "open311.view_apikey"),
 ]
 
 

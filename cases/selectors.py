@@ -1169,6 +1169,7 @@ PUBLIC_STEPS: dict[str, object] = {
     workflow.Action.FILE: _lazy("Accepted as a case"),
     workflow.Action.DISPATCH: _lazy("Sent to the responsible department"),
     workflow.Action.ACCEPT: _lazy("The department is working on it"),
+    workflow.Action.SEND_BACK: _lazy("Being passed to the right department"),
     workflow.Action.HANDLE: _lazy("The department reports it handled"),
     workflow.Action.HANDLE_ON_SPOT: _lazy("Handled on the spot"),
     workflow.Action.CHECK_PASS: _lazy("Checked on site: done"),

@@ -41,6 +41,17 @@ def _env_list(name: str, default: list[str]) -> list[str]:
     return [item.strip() for item in raw.split(",") if item.strip()]
 
 
+def _env_pairs(name: str) -> dict[str, str]:
+    """``"a=1,b=2"`` → ``{"a": "1", "b": "2"}``; empty or unset → ``{}``."""
+    pairs = {}
+    for item in _env_list(name, []):
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise ImproperlyConfigured(f"{name} takes id=code pairs, not {item!r}.")
+        pairs[key.strip()] = value.strip()
+    return pairs
+
+
 def _required(name: str) -> str:
     value = os.environ.get(name, "").strip()
     if not value:
@@ -331,6 +342,23 @@ CIVICGRID = {
     # Public writes (portal, Open311): (hits, seconds) per client address, per
     # account, and a short burst limit per address; over them answers 429.
     "PUBLIC_RATE_LIMITS": {"ip": (20, 3600), "account": (30, 3600), "burst": (5, 60)},
+    # An Open311 client posts for many residents from one address; its key has
+    # its own per-minute limit on top.
+    "PUBLIC_RATE_LIMITS_BY_SCOPE": {"open311.post": {"ip": (2000, 3600), "burst": (120, 60)}},
+    # Open311 GeoReport v2 (open311, docs/open311.md): jurisdiction_id → the code of
+    # the area it serves (env "yunxi.example.gov.cn=510177,…"). With none, the
+    # endpoint serves every area and takes no jurisdiction_id; with several, a
+    # client must name one. Discovery's contact and key_service texts; the
+    # hits per client address per window of the public reads (no API key).
+    "OPEN311_JURISDICTIONS": _env_pairs("OPEN311_JURISDICTIONS"),
+    "OPEN311_CONTACT": os.environ.get("OPEN311_CONTACT", ""),
+    "OPEN311_KEY_SERVICE": os.environ.get("OPEN311_KEY_SERVICE", ""),
+    "OPEN311_READ_LIMIT": (120, 60),
+    # An anonymous portal report carries a proof of work: a SHA-256 with this many
+    # leading zero bits (16: about 65,000 hashes, a second or two in a browser).
+    "PORTAL_CHALLENGE_BITS": int(os.environ.get("PORTAL_CHALLENGE_BITS", "16")),
+    # How long an issued challenge stays valid (seconds).
+    "PORTAL_CHALLENGE_TTL": int(os.environ.get("PORTAL_CHALLENGE_TTL", "900")),
     # Addresses (or networks, e.g. "10.0.0.0/8") of reverse proxies whose
     # X-Forwarded-For is believed. Empty: the peer address is the client.
     "TRUSTED_PROXIES": _env_list("TRUSTED_PROXIES", []),

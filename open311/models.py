@@ -48,3 +48,37 @@ class ApiKey(models.Model):
     @property
     def is_active(self) -> bool:
         return self.revoked_at is None
+
+
+class RequestToken(models.Model):
+    """The token of one service request posted through Open311.
+
+    GeoReport v2 lets a client trade a token for the service request id
+    (``GET tokens/<token>``). CivicGrid creates every request at once and answers
+    the POST with the id itself, and also hands the client this token (in the
+    ``X-Open311-Token`` header), so the token resource always has something to
+    answer. A token names a case and nothing else: it grants no right over it.
+    """
+
+    token = models.CharField(_("token"), max_length=64, unique=True)
+    case = models.ForeignKey(
+        "cases.Case",
+        on_delete=models.CASCADE,
+        related_name="open311_tokens",
+        verbose_name=_("case"),
+    )
+    api_key = models.ForeignKey(
+        ApiKey,
+        on_delete=models.PROTECT,
+        related_name="tokens",
+        verbose_name=_("API key"),
+    )
+    created_at = models.DateTimeField(_("created"), default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = _("Open311 request token")
+        verbose_name_plural = _("Open311 request tokens")
+
+    def __str__(self) -> str:
+        return self.token

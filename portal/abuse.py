@@ -70,9 +70,16 @@ def is_blocked(*, email: str = "", phone: str = "", ip: str | None = None) -> bo
     return False
 
 
-def _limits() -> dict[str, Limit]:
-    configured = settings.CIVICGRID.get("PUBLIC_RATE_LIMITS", DEFAULT_LIMITS)
-    return {name: Limit(*configured.get(name, DEFAULT_LIMITS[name])) for name in DEFAULT_LIMITS}
+def _limits(scope: str) -> dict[str, Limit]:
+    """The limits of one kind of write: ``PUBLIC_RATE_LIMITS`` overridden by the
+    scope's own entry in ``PUBLIC_RATE_LIMITS_BY_SCOPE`` (an Open311 client relays
+    many residents from one address, say)."""
+    configured = {
+        **DEFAULT_LIMITS,
+        **settings.CIVICGRID.get("PUBLIC_RATE_LIMITS", {}),
+        **settings.CIVICGRID.get("PUBLIC_RATE_LIMITS_BY_SCOPE", {}).get(scope, {}),
+    }
+    return {name: Limit(*configured[name]) for name in DEFAULT_LIMITS}
 
 
 def guard_public_write(request, scope: str, *, email: str = "", phone: str = "") -> None:
@@ -86,7 +93,7 @@ def guard_public_write(request, scope: str, *, email: str = "", phone: str = "")
         raise Refused(_("Reports from this sender are not accepted."))
     user = getattr(request, "user", None)
     account = str(user.pk) if user is not None and user.is_authenticated else ""
-    limits = _limits()
+    limits = _limits(scope)
     check(
         scope,
         {

@@ -7,34 +7,65 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('geo', '0003_version_counter'),
+        ("geo", "0003_version_counter"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='ApiKey',
+            name="ApiKey",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=100, verbose_name='client application')),
-                ('prefix', models.CharField(max_length=16, unique=True, verbose_name='key prefix')),
-                ('key_hash', models.CharField(max_length=64, verbose_name='key hash')),
-                ('requests_per_minute', models.PositiveIntegerField(default=60, verbose_name='requests per minute')),
-                ('contact', models.CharField(blank=True, max_length=200, verbose_name='contact')),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now, verbose_name='created')),
-                ('revoked_at', models.DateTimeField(blank=True, null=True, verbose_name='revoked')),
-                ('last_used_at', models.DateTimeField(blank=True, null=True, verbose_name='last used')),
-                ('created_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL, verbose_name='created by')),
-                ('jurisdiction', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='open311_keys', to='geo.area', verbose_name='jurisdiction')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=100, verbose_name="client application")),
+                ("prefix", models.CharField(max_length=16, unique=True, verbose_name="key prefix")),
+                ("key_hash", models.CharField(max_length=64, verbose_name="key hash")),
+                (
+                    "requests_per_minute",
+                    models.PositiveIntegerField(default=60, verbose_name="requests per minute"),
+                ),
+                ("contact", models.CharField(blank=True, max_length=200, verbose_name="contact")),
+                (
+                    "created_at",
+                    models.DateTimeField(default=django.utils.timezone.now, verbose_name="created"),
+                ),
+                ("revoked_at", models.DateTimeField(blank=True, null=True, verbose_name="revoked")),
+                (
+                    "last_used_at",
+                    models.DateTimeField(blank=True, null=True, verbose_name="last used"),
+                ),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                        verbose_name="created by",
+                    ),
+                ),
+                (
+                    "jurisdiction",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="open311_keys",
+                        to="geo.area",
+                        verbose_name="jurisdiction",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'Open311 API key',
-                'verbose_name_plural': 'Open311 API keys',
-                'ordering': ['name'],
+                "verbose_name": "Open311 API key",
+                "verbose_name_plural": "Open311 API keys",
+                "ordering": ["name"],
             },
         ),
     ]
