@@ -2,7 +2,10 @@
 
 Each module named ``bench_*.py`` defines ``run() -> None`` and reports through
 ``bench.common.record``. ``python bench/run.py locate`` runs only the modules
-whose name contains ``locate``.
+whose name contains ``locate``. The modules now: bench_import, bench_locate,
+bench_ingest (report ingest over HTTP, a few minutes) and bench_case_list
+(case list over generated cases; ``--cases N`` for fewer than 1,000,000,
+e.g. ``python bench/run.py case_list --cases 100000``).
 """
 
 from __future__ import annotations

@@ -1,5 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
 
+from cases.demo import remove_cases, seed_demo_cases
 from core.errors import DomainError
 from geo.demo import DEMO_SEED, seed_demo_city
 from geo.models import Area
@@ -8,7 +10,8 @@ from geo.models import Area
 class Command(BaseCommand):
     help = (
         "Load the demo city (云溪区, a fictional district: 3 streets, about 10 communities, "
-        "about 300 grids, buildings, grid staff, departments and one demo account per role), "
+        "about 300 grids, buildings, grid staff, departments, one demo account per role and a "
+        "few hundred cases in every state), "
         "deterministic from --seed."
     )
 
@@ -24,8 +27,8 @@ class Command(BaseCommand):
             "--force",
             action="store_true",
             help=(
-                "remove every area, building, grid assignment, department, membership and "
-                "field-staff user first"
+                "remove every case, area, building, grid assignment, department, membership "
+                "and field-staff user first"
             ),
         )
 
@@ -41,7 +44,11 @@ class Command(BaseCommand):
                 "with the demo city, or --if-empty to leave them."
             )
         try:
-            result = seed_demo_city(seed=seed, force=force)
+            with transaction.atomic():
+                if force:
+                    remove_cases()
+                result = seed_demo_city(seed=seed, force=force)
+                cases = seed_demo_cases(seed=seed) if result.created else None
         except DomainError as exc:
             raise CommandError(
                 f"The demo city was not loaded, nothing was written: {exc}"
@@ -56,6 +63,7 @@ class Command(BaseCommand):
                 f"Demo city loaded from seed {seed}{replaced}: {result.areas} areas of which "
                 f"{result.grids} grids, {result.buildings} buildings, {result.people} grid staff, "
                 f"{result.departments} departments, {result.memberships} memberships, "
-                f"{len(result.accounts)} new demo accounts (manage.py demo_logins lists them)."
+                f"{len(result.accounts)} new demo accounts (manage.py demo_logins lists them), "
+                f"{cases.cases} cases with {cases.events} timeline entries."
             )
         )
