@@ -4,15 +4,14 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('accounts', '0004_restricted_managers'),
+        ("accounts", "0004_restricted_managers"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='user',
-            name='is_resident',
-            field=models.BooleanField(default=False, verbose_name='resident'),
+            model_name="user",
+            name="is_resident",
+            field=models.BooleanField(default=False, verbose_name="resident"),
         ),
     ]
