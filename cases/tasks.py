@@ -12,6 +12,8 @@ from datetime import timedelta
 from django.utils import timezone
 from django_tasks import TaskResultStatus, task, task_backends
 
+from core.signals import minute_sweep
+
 from . import services
 
 SWEEP_INTERVAL = timedelta(seconds=60)
@@ -21,11 +23,13 @@ SWEEP_INTERVAL = timedelta(seconds=60)
 def sweep_overdue_task(reschedule: bool = True) -> int:
     """Mark overdue cases (cases.services.cases_sweep_overdue), close unrated residents'
     cases as satisfied by default (cases_close_unrated) and erase reporters' data past
-    its retention period (cases_purge_reporter_data), then queue the next sweep."""
+    its retention period (cases_purge_reporter_data); then let other apps do their
+    own periodic work (core.signals.minute_sweep) and queue the next sweep."""
     try:
         marked = services.cases_sweep_overdue()
         services.cases_close_unrated()
         services.cases_purge_reporter_data()
+        minute_sweep.send(sender=sweep_overdue_task.__class__)
         return marked
     finally:
         # Even a failed sweep queues its successor: one bad minute must not end the chain.

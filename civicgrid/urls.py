@@ -17,6 +17,7 @@ urlpatterns = [
     path("audit/", include("accounts.audit_urls")),
     path("geo/", include("geo.urls")),
     path("cases/", include("cases.urls")),
+    path("portal/", include("portal.urls")),
     path("open311/v2/", include("open311.urls")),
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),

@@ -8,6 +8,8 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from accounts.scopes import RestrictedQuerySet
+
 
 class BlockedKind(models.TextChoices):
     EMAIL = "email", _("e-mail")
@@ -92,6 +94,7 @@ class Suggestion(models.Model):
     public_token = models.CharField(_("tracking secret"), max_length=64, blank=True)
     created_at = models.DateTimeField(_("created"), default=timezone.now)
 
+    objects = RestrictedQuerySet.as_manager()
     scope_path = "area__code"
 
     class Meta:
@@ -109,3 +112,39 @@ class Suggestion(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()}: {self.title}"
+
+
+class ResidentLogin(models.Model):
+    """The e-mail address or mobile number a resident signs in with.
+
+    A resident's username is a random name (``r-…``), never the e-mail or
+    phone: usernames are written into case timelines and the audit log, which
+    are append-only, and a resident's contact must be erasable. This row is
+    what makes each e-mail and each phone belong to one account at most; it
+    is deleted when the resident erases her data.
+    """
+
+    class Kind(models.TextChoices):
+        EMAIL = "email", _("e-mail")
+        PHONE = "phone", _("phone")
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="resident_login",
+        verbose_name=_("resident"),
+    )
+    kind = models.CharField(_("kind"), max_length=10, choices=Kind.choices)
+    # Normalised: e-mail lower-cased, phone 11 digits without a country code.
+    value = models.CharField(_("e-mail or phone"), max_length=254)
+    created_at = models.DateTimeField(_("created"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("resident sign-in")
+        verbose_name_plural = _("resident sign-ins")
+        constraints = [
+            models.UniqueConstraint(fields=["kind", "value"], name="portal_residentlogin_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.user_id}"

@@ -7,58 +7,158 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('geo', '0003_version_counter'),
+        ("geo", "0003_version_counter"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Blocked',
+            name="Blocked",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(choices=[('email', 'e-mail'), ('phone', 'phone'), ('ip', 'IP address or network')], max_length=10, verbose_name='kind')),
-                ('value', models.CharField(max_length=254, verbose_name='value')),
-                ('reason', models.CharField(max_length=300, verbose_name='reason')),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now, verbose_name='created')),
-                ('expires_at', models.DateTimeField(blank=True, null=True, verbose_name='expires')),
-                ('created_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL, verbose_name='blocked by')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("email", "e-mail"),
+                            ("phone", "phone"),
+                            ("ip", "IP address or network"),
+                        ],
+                        max_length=10,
+                        verbose_name="kind",
+                    ),
+                ),
+                ("value", models.CharField(max_length=254, verbose_name="value")),
+                ("reason", models.CharField(max_length=300, verbose_name="reason")),
+                (
+                    "created_at",
+                    models.DateTimeField(default=django.utils.timezone.now, verbose_name="created"),
+                ),
+                ("expires_at", models.DateTimeField(blank=True, null=True, verbose_name="expires")),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                        verbose_name="blocked by",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'blocked sender',
-                'verbose_name_plural': 'blocklist',
-                'ordering': ['kind', 'value'],
-                'constraints': [models.UniqueConstraint(fields=('kind', 'value'), name='portal_blocked_unique')],
+                "verbose_name": "blocked sender",
+                "verbose_name_plural": "blocklist",
+                "ordering": ["kind", "value"],
+                "constraints": [
+                    models.UniqueConstraint(fields=("kind", "value"), name="portal_blocked_unique")
+                ],
             },
         ),
         migrations.CreateModel(
-            name='Suggestion',
+            name="Suggestion",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(choices=[('suggestion', 'suggestion'), ('question', 'question')], max_length=12, verbose_name='kind')),
-                ('title', models.CharField(max_length=200, verbose_name='title')),
-                ('text', models.TextField(verbose_name='text')),
-                ('status', models.CharField(choices=[('new', 'awaiting an answer'), ('answered', 'answered'), ('rejected', 'rejected')], default='new', max_length=10, verbose_name='status')),
-                ('answer', models.TextField(blank=True, verbose_name='answer')),
-                ('answered_by_id', models.BigIntegerField(blank=True, null=True, verbose_name='answered by')),
-                ('answered_at', models.DateTimeField(blank=True, null=True, verbose_name='answered')),
-                ('is_published', models.BooleanField(default=False, verbose_name='published')),
-                ('contact_email', models.EmailField(blank=True, max_length=254, verbose_name='e-mail')),
-                ('contact_phone', models.CharField(blank=True, max_length=32, verbose_name='phone')),
-                ('public_token', models.CharField(blank=True, max_length=64, verbose_name='tracking secret')),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now, verbose_name='created')),
-                ('area', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='suggestions', to='geo.area', verbose_name='area')),
-                ('resident', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='suggestions', to=settings.AUTH_USER_MODEL, verbose_name='resident')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[("suggestion", "suggestion"), ("question", "question")],
+                        max_length=12,
+                        verbose_name="kind",
+                    ),
+                ),
+                ("title", models.CharField(max_length=200, verbose_name="title")),
+                ("text", models.TextField(verbose_name="text")),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("new", "awaiting an answer"),
+                            ("answered", "answered"),
+                            ("rejected", "rejected"),
+                        ],
+                        default="new",
+                        max_length=10,
+                        verbose_name="status",
+                    ),
+                ),
+                ("answer", models.TextField(blank=True, verbose_name="answer")),
+                (
+                    "answered_by_id",
+                    models.BigIntegerField(blank=True, null=True, verbose_name="answered by"),
+                ),
+                (
+                    "answered_at",
+                    models.DateTimeField(blank=True, null=True, verbose_name="answered"),
+                ),
+                ("is_published", models.BooleanField(default=False, verbose_name="published")),
+                (
+                    "contact_email",
+                    models.EmailField(blank=True, max_length=254, verbose_name="e-mail"),
+                ),
+                (
+                    "contact_phone",
+                    models.CharField(blank=True, max_length=32, verbose_name="phone"),
+                ),
+                (
+                    "public_token",
+                    models.CharField(blank=True, max_length=64, verbose_name="tracking secret"),
+                ),
+                (
+                    "created_at",
+                    models.DateTimeField(default=django.utils.timezone.now, verbose_name="created"),
+                ),
+                (
+                    "area",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="suggestions",
+                        to="geo.area",
+                        verbose_name="area",
+                    ),
+                ),
+                (
+                    "resident",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="suggestions",
+                        to=settings.AUTH_USER_MODEL,
+                        verbose_name="resident",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'suggestion or question',
-                'verbose_name_plural': 'suggestions and questions',
-                'ordering': ['-created_at', '-id'],
-                'indexes': [models.Index(fields=['status', 'created_at'], name='portal_sugg_status')],
-                'constraints': [models.UniqueConstraint(condition=models.Q(('public_token', ''), _negated=True), fields=('public_token',), name='portal_suggestion_token')],
+                "verbose_name": "suggestion or question",
+                "verbose_name_plural": "suggestions and questions",
+                "ordering": ["-created_at", "-id"],
+                "indexes": [
+                    models.Index(fields=["status", "created_at"], name="portal_sugg_status")
+                ],
+                "constraints": [
+                    models.UniqueConstraint(
+                        condition=models.Q(("public_token", ""), _negated=True),
+                        fields=("public_token",),
+                        name="portal_suggestion_token",
+                    )
+                ],
             },
         ),
     ]
