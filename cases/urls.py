@@ -8,7 +8,7 @@ app_name = "cases"
 
 urlpatterns = [
     # the intake and one case (cases/views.py)
-        path("report/", views.report_page, name="report"),
+    path("report/", views.report_page, name="report"),
     path("intake/", views.intake_queue, name="intake"),
     path("tasks/", views.my_tasks, name="tasks"),
     # the dispatch console and the search (cases/console.py)

@@ -42,7 +42,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import ApiToken, AuditEntry, Department, Membership, User
-from cases.models import Case, CaseEvent, Category, Kind, Source
+from cases.models import Case, CaseEvent, CasePhoto, Category, Kind, Source
 from core.testing import Route, all_routes
 from geo.geometry import measure
 from geo.models import Area, Building, GridStaff
@@ -117,11 +117,89 @@ def absent_code(w: World) -> dict:
 
 
 def b_case(w: World) -> dict:
-    return {"number": Case.objects.get(area=w.b.grid).number}
+    return {"number": Case.objects.filter(area=w.b.grid).order_by("pk").first().number}
 
 
 def absent_case(w: World) -> dict:
     return {"number": ABSENT_CASE}
+
+
+def b_photo(w: World) -> int:
+    """A photo of B's case (a row is enough: the view must refuse before the file)."""
+    case = Case.objects.filter(area=w.b.grid).order_by("pk").first()
+    photo, _created = CasePhoto.objects.get_or_create(
+        case=case,
+        action="report",
+        defaults={
+            "image": "cases/photos/probe.jpg",
+            "thumbnail": "cases/photos/probe-thumb.jpg",
+            "content_type": "image/jpeg",
+            "width": 1,
+            "height": 1,
+            "size": 1,
+            "sha256": "0" * 64,
+        },
+    )
+    return photo.pk
+
+
+def b_public_photo(w: World) -> int:
+    """A photo of a resident's case in B, awaiting moderation (planted by the fixture)."""
+    return CasePhoto.objects.get(case__area=w.b.grid, case__source="portal").pk
+
+
+def b_suggestion(w: World) -> int:
+    from portal.models import Suggestion
+
+    return Suggestion.objects.get(area=w.b.grid).pk
+
+
+def b_api_key(w: World) -> int:
+    from open311.models import ApiKey
+
+    return ApiKey.objects.get(jurisdiction=w.b.community).pk
+
+
+def _plant_public(world: World) -> None:
+    """B's resident-facing records: a resident's case with a photo awaiting
+    moderation, a question, an Open311 client's key."""
+    from open311.models import ApiKey
+    from portal.models import Suggestion
+
+    case = Case.objects.get(area=world.b.grid)
+    resident_case = Case.objects.create(
+        **{
+            f.attname: getattr(case, f.attname)
+            for f in Case._meta.concrete_fields
+            if f.attname not in ("id", "number", "public_token", "source")
+        },
+        number=case.number[:-4] + "0999",
+        public_token="probe-token-b",
+        source="portal",
+    )
+    CasePhoto.objects.create(
+        case=resident_case,
+        action="report",
+        image="cases/photos/probe.jpg",
+        thumbnail="cases/photos/probe-thumb.jpg",
+        content_type="image/jpeg",
+        width=1,
+        height=1,
+        size=1,
+        sha256="0" * 64,
+    )
+    Suggestion.objects.create(kind="question", title="probe", text="probe", area=world.b.grid)
+    ApiKey.objects.create(
+        name="probe", prefix="probe-b", key_hash="0", jurisdiction=world.b.community
+    )
+
+
+def absent_photo(w: World) -> dict:
+    return {"pk": ABSENT_PK, "size": "full"}
+
+
+def _bbox(area: Area) -> str:
+    return f"{area.min_lng},{area.min_lat},{area.max_lng},{area.max_lat}"
 
 
 def _detail(kwargs: Kw, absent: Kw = absent_pk, methods=("get",), **extra) -> list[Req]:
@@ -387,6 +465,179 @@ REGISTRY: dict[str, Probe | Exempt] = {
     ),
 }
 
+REGISTRY.update(
+    {
+        # --- web: the case pages -------------------------------------------------------------
+        # The pages go by workflow roles; the probe role is none, so the lists refuse it.
+        "cases:report": Probe(
+            [
+                Req(expect=REFUSED),
+                Req(
+                    method="post",
+                    data=lambda w: {"category": "0101", "description": "probe", **_point(w.b.grid)},
+                    expect=REFUSED,
+                ),
+            ]
+        ),
+        "cases:intake": Probe([Req(expect=REFUSED)]),
+        "cases:tasks": Probe([Req(expect=REFUSED)]),
+        "cases:detail": Probe(_detail(b_case, absent=absent_case)),
+        "cases:contact": Probe(_detail(b_case, absent=absent_case)),
+        "cases:act": Probe(
+            _detail(
+                lambda w: {**b_case(w), "action": "file"},
+                absent=lambda w: {**absent_case(w), "action": "file"},
+                methods=("post",),
+                data=lambda w: {"note": "probe", "version": 1},
+            )
+        ),
+        "cases:photo": Probe(
+            _detail(lambda w: {"pk": b_photo(w), "size": "full"}, absent=absent_photo)
+            + _detail(lambda w: {"pk": b_photo(w), "size": "thumb"}, absent=absent_photo)
+        ),
+        "cases:console": Probe(
+            [
+                Req(),
+                Req(query=lambda w: {"area": w.b.community.code}),
+                Req(query=lambda w: {"department": w.b.department.code}),
+                Req(query=lambda w: {"state": "reported"}),
+            ]
+        ),
+        "cases:console-geojson": Probe(
+            [
+                Req(),
+                Req(query=lambda w: {"area": w.b.community.code}),
+                Req(query=lambda w: {"bbox": _bbox(w.b.grid)}),
+            ]
+        ),
+        "cases:search": Probe(
+            [
+                Req(),
+                Req(query=lambda w: {"area": w.b.community.code}),
+                Req(query=lambda w: {"state": "closed"}),
+            ]
+        ),
+        # The workbook is compressed, so the walk reads the CSV; a unit test
+        # checks that the workbook's rows are the CSV's.
+        "cases:export": Probe(
+            [
+                Req(kwargs=lambda w: {"fmt": "csv"}),
+                Req(kwargs=lambda w: {"fmt": "csv"}, query=lambda w: {"area": w.b.community.code}),
+            ]
+        ),
+        "cases-export": Probe(
+            [
+                Req(kwargs=lambda w: {"fmt": "csv"}),
+                Req(kwargs=lambda w: {"fmt": "csv"}, query=lambda w: {"area": w.b.community.code}),
+            ]
+        ),
+    }
+)
+
+PUBLIC = (
+    "public by design (the residents' portal): city-wide public data, no scope; "
+    "tests/test_public_data_scan.py checks it for personal data"
+)
+OPEN311_PUBLIC = (
+    "Open311 GeoReport v2 is public by the spec: city-wide, no scope; "
+    "tests/test_public_data_scan.py checks it for personal data"
+)
+
+REGISTRY.update(
+    {
+        # --- the residents' portal: public pages ----------------------------------------------
+        **{
+            f"portal:{name}": Exempt(PUBLIC)
+            for name in (
+                "index",
+                "report",
+                "challenge",
+                "track",
+                "rate",
+                "withdraw",
+                "photo",
+                "map",
+                "map-cases",
+                "map-areas",
+                "stats",
+                "suggestions",
+                "suggestion_new",
+                "suggestion_detail",
+                "suggestion_track",
+                "account_signup",
+                "account_login",
+            )
+        },
+        "portal:account_logout": Exempt("signing out shows no data (and would end the session)"),
+        # --- a resident's own account: staff are not residents ----------------------------
+        "portal:account": Probe([Req(expect=REFUSED)]),
+        "portal:account_export": Probe([Req(expect=REFUSED)]),
+        "portal:account_erase": Probe([Req(expect=REFUSED)]),
+        "portal:account_withdraw": Probe(
+            [
+                Req(
+                    method="post",
+                    kwargs=b_case,
+                    absent=absent_case,
+                    expect=REFUSED,
+                )
+            ]
+        ),
+        # --- moderation: scoped by the case's or the suggestion's area ---------------------
+        "portal:moderation": Probe([Req()]),
+        "portal:moderation_suggestions": Probe(
+            [Req(), Req(query=lambda w: {"status": "answered"})]
+        ),
+        "portal:moderation_photo_review": Probe(
+            _detail(
+                lambda w: {"pk": b_public_photo(w)},
+                methods=("post",),
+                data=lambda w: {"decision": "approve"},
+            )
+        ),
+        **{
+            f"portal:{name}": Probe(_detail(lambda w: {"pk": b_suggestion(w)}, methods=methods))
+            for name, methods in (
+                ("moderation_suggestion", ("get", "post")),
+                ("moderation_suggestion_publish", ("post",)),
+                ("moderation_suggestion_reject", ("post",)),
+                ("moderation_suggestion_contact", ("get",)),
+            )
+        },
+        "portal:moderation_blocklist": Probe([Req()]),
+        "portal:moderation_blocked_remove": Exempt(
+            "the blocklist is city-wide, not located in any area: the permission alone "
+            "decides who changes it (portal/tests/test_moderation.py)"
+        ),
+        # --- Open311 -------------------------------------------------------------------------
+        **{
+            f"open311:{name}": Exempt(OPEN311_PUBLIC)
+            for name in (
+                "discovery",
+                "services",
+                "service_definition",
+                "requests",
+                "request",
+                "token",
+                "not_found",
+            )
+        },
+        "open311:key_list": Probe(
+            [
+                Req(),
+                Req(
+                    method="post",
+                    data=lambda w: {"name": "probe client", "jurisdiction": w.b.community.code},
+                    expect={400},
+                ),
+            ]
+        ),
+        "open311:key_revoke": Probe(
+            _detail(lambda w: {"pk": b_api_key(w)}, methods=("get", "post"))
+        ),
+    }
+)
+
 # Whole namespaces left out, with the reason.
 EXEMPT_NAMESPACES = {
     "admin": (
@@ -577,6 +828,7 @@ def world():
     w = make_world()
     _plant_overlap(w)
     _plant_case(w)
+    _plant_public(w)
     return w
 
 
