@@ -16,18 +16,14 @@ from .models import Case, CasePhoto
 SIZES = {"full": "image", "thumb": "thumbnail"}
 
 
-@login_required
-@require_safe
-def photo_file(request, pk: int, size: str):
-    """The photo's image (``full``) or thumbnail (``thumb``), inline, cached privately."""
+def photo_response(photos, *, pk: int, size: str, cache_control: str) -> FileResponse:
+    """The file of photo ``pk`` among ``photos`` (a CasePhoto queryset that already
+    says who may see what): its image (``full``) or thumbnail (``thumb``), inline.
+    404 for an unknown size, a photo outside ``photos`` or a file that is gone."""
     field_name = SIZES.get(size)
     if field_name is None:
         raise Http404
-    photo = (
-        CasePhoto.objects.filter(pk=pk, case__in=Case.objects.restrict(request.user, "view"))
-        .only("id", "content_type", field_name)
-        .first()
-    )
+    photo = photos.filter(pk=pk).only("id", "content_type", field_name).first()
     if photo is None:
         raise Http404
     stored = getattr(photo, field_name)
@@ -45,6 +41,14 @@ def photo_file(request, pk: int, size: str):
         as_attachment=False,
         filename=f"photo-{photo.pk}{suffix}.{extension}",
     )
-    response["Cache-Control"] = "private, max-age=3600"
+    response["Cache-Control"] = cache_control
     response["X-Content-Type-Options"] = "nosniff"
     return response
+
+
+@login_required
+@require_safe
+def photo_file(request, pk: int, size: str):
+    """The photo of a case the user may view, cached privately."""
+    visible = CasePhoto.objects.filter(case__in=Case.objects.restrict(request.user, "view"))
+    return photo_response(visible, pk=pk, size=size, cache_control="private, max-age=3600")

@@ -20,7 +20,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.core.cache import cache
 from django.db.models import Max, Min
-from django.http import FileResponse, Http404, HttpResponse, JsonResponse
+from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -37,6 +37,7 @@ from django.views.decorators.http import (
 from cases import workflow
 from cases.forms import add_domain_errors
 from cases.models import CasePhoto, CaseState
+from cases.photo_views import photo_response
 from cases.selectors import (
     COARSE_STEP,
     PUBLIC_RECENT_DAYS,
@@ -76,7 +77,6 @@ PUBLIC_STATE = {
 }
 WITHDRAWN_LABEL = gettext_lazy("Withdrawn by the reporter")
 WITHDRAWABLE = frozenset({CaseState.REPORTED, CaseState.VERIFYING})
-PHOTO_FIELDS = {"full": "image", "thumb": "thumbnail"}
 # Cases on the public map per request at most (the newest in view).
 MAP_LIMIT = 500
 MAP_AREAS_LEVEL = AreaLevel.STREET
@@ -405,36 +405,11 @@ def track_withdraw(request, token: str):
 @require_safe
 def photo(request, pk: int, size: str):
     """An approved photo of a public case; anything else answers 404."""
-    field_name = PHOTO_FIELDS.get(size)
-    if field_name is None:
-        raise Http404
-    found = (
-        CasePhoto.objects.filter(pk=pk, is_public=True, case__category__is_public=True)
-        .exclude(case__state__in=[CaseState.VOIDED, CaseState.MERGED])
-        .only("id", "content_type", field_name)
-        .first()
-    )
-    if found is None:
-        raise Http404
-    stored = getattr(found, field_name)
-    if not stored.name:
-        raise Http404
-    try:
-        handle = stored.storage.open(stored.name, "rb")
-    except (FileNotFoundError, OSError) as exc:
-        raise Http404 from exc
-    extension = stored.name.rsplit(".", 1)[-1] if "." in stored.name else "bin"
-    suffix = "" if size == "full" else "-thumb"
-    response = FileResponse(
-        handle,
-        content_type=found.content_type,
-        as_attachment=False,
-        filename=f"photo-{found.pk}{suffix}.{extension}",
+    approved = CasePhoto.objects.filter(is_public=True, case__category__is_public=True).exclude(
+        case__state__in=[CaseState.VOIDED, CaseState.MERGED]
     )
     # Short: a photo staff withdraw from the public drops out of caches soon.
-    response["Cache-Control"] = "public, max-age=300"
-    response["X-Content-Type-Options"] = "nosniff"
-    return response
+    return photo_response(approved, pk=pk, size=size, cache_control="public, max-age=300")
 
 
 # --- the public map ----------------------------------------------------------------------
