@@ -75,6 +75,19 @@ def _category_choices(tree: list[Category]) -> list:
     return groups
 
 
+def coordinate_field(axis: str) -> forms.FloatField:
+    """A WGS-84 latitude (``lat``) or longitude (``lng``) field of a report form, set by
+    the map pin or the device's location (every report form uses these)."""
+    bound = 90 if axis == "lat" else 180
+    return forms.FloatField(
+        label=_("Latitude") if axis == "lat" else _("Longitude"),
+        min_value=-bound,
+        max_value=bound,
+        widget=forms.NumberInput(attrs={"step": "any", "inputmode": "decimal"}),
+        error_messages={"required": _("Put the pin on the map or use your location.")},
+    )
+
+
 class ReportForm(forms.Form):
     """A staff report: a grid worker's own (自行上报), or a hotline call an intake clerk records.
 
@@ -90,20 +103,8 @@ class ReportForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 4}),
     )
     address = forms.CharField(label=_("Address"), max_length=300, required=False)
-    lat = forms.FloatField(
-        label=_("Latitude"),
-        min_value=-90,
-        max_value=90,
-        widget=forms.NumberInput(attrs={"step": "any", "inputmode": "decimal"}),
-        error_messages={"required": _("Put the pin on the map or use your location.")},
-    )
-    lng = forms.FloatField(
-        label=_("Longitude"),
-        min_value=-180,
-        max_value=180,
-        widget=forms.NumberInput(attrs={"step": "any", "inputmode": "decimal"}),
-        error_messages={"required": _("Put the pin on the map or use your location.")},
-    )
+    lat = coordinate_field("lat")
+    lng = coordinate_field("lng")
     photos = PhotosField(
         label=_("Photos"),
         help_text=_("Up to %(count)d photos.") % {"count": workflow.MAX_PHOTOS},

@@ -14,7 +14,7 @@ from django.utils import translation
 from django.utils.translation import gettext_lazy as _
 
 from cases import workflow
-from cases.forms import PhotosField
+from cases.forms import PhotosField, coordinate_field
 from cases.models import Category, Source
 
 DESCRIPTION_MAX = 2000
@@ -58,20 +58,8 @@ class ReportForm(forms.Form):
         required=False,
         widget=forms.TextInput(attrs={"autocomplete": "street-address"}),
     )
-    lat = forms.FloatField(
-        label=_("Latitude"),
-        min_value=-90,
-        max_value=90,
-        widget=forms.NumberInput(attrs={"step": "any", "inputmode": "decimal"}),
-        error_messages={"required": _("Put the pin on the map or use your location.")},
-    )
-    lng = forms.FloatField(
-        label=_("Longitude"),
-        min_value=-180,
-        max_value=180,
-        widget=forms.NumberInput(attrs={"step": "any", "inputmode": "decimal"}),
-        error_messages={"required": _("Put the pin on the map or use your location.")},
-    )
+    lat = coordinate_field("lat")
+    lng = coordinate_field("lng")
     photos = PhotosField(
         label=_("Photos"),
         help_text=_("Up to %(count)d photos. They are shown publicly only after review.")
