@@ -18,8 +18,9 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.views import APIView
 
 from cases import export, selectors
-from cases.models import CaseState, Kind, Source
 from geo.api.serializers import ErrorSerializer
+
+from .schema import FILTER_PARAMETERS
 
 TAG = "cases"
 
@@ -46,25 +47,6 @@ class CSVRenderer(_FileRenderer):
 class XLSXRenderer(_FileRenderer):
     media_type = export.CONTENT_TYPES[export.XLSX]
     format = "xlsx"
-
-
-FILTER_PARAMETERS = [
-    OpenApiParameter("state", str, many=True, enum=CaseState.values),
-    OpenApiParameter("kind", str, enum=Kind.values),
-    OpenApiParameter("category", str, description="class code prefix: 01, 0101"),
-    OpenApiParameter("area", str, description="area code prefix: a grid or above"),
-    OpenApiParameter("department", str, description="department code"),
-    OpenApiParameter(
-        "light",
-        str,
-        many=True,
-        enum=list(selectors.LIGHTS),
-        description="the current step's light; suspended and finished cases have none",
-    ),
-    OpenApiParameter("source", str, many=True, enum=Source.values),
-    OpenApiParameter("created_from", str, description="local date YYYY-MM-DD, included"),
-    OpenApiParameter("created_to", str, description="local date YYYY-MM-DD, included"),
-]
 
 
 class CaseExportView(APIView):

@@ -25,9 +25,10 @@ from rest_framework.views import APIView
 
 from accounts.models import Department, User
 from cases import selectors, services, workflow
-from cases.models import Case, CaseState, Kind, Source
+from cases.models import Case
 from core.errors import DomainError
 
+from .schema import FILTER_PARAMETERS
 from .serializers import (
     CaseActionSerializer,
     CaseDetailSerializer,
@@ -139,21 +140,7 @@ class CaseCollectionView(APIView):
             "parameters or commas."
         ),
         parameters=[
-            OpenApiParameter("state", str, many=True, enum=CaseState.values),
-            OpenApiParameter("kind", str, enum=Kind.values),
-            OpenApiParameter("category", str, description="class code prefix: 01, 0101"),
-            OpenApiParameter("area", str, description="area code prefix: a grid or above"),
-            OpenApiParameter("department", str, description="department code"),
-            OpenApiParameter(
-                "light",
-                str,
-                many=True,
-                enum=list(selectors.LIGHTS),
-                description="the current step's light; suspended and finished cases have none",
-            ),
-            OpenApiParameter("source", str, many=True, enum=Source.values),
-            OpenApiParameter("created_from", str, description="local date YYYY-MM-DD, included"),
-            OpenApiParameter("created_to", str, description="local date YYYY-MM-DD, included"),
+            *FILTER_PARAMETERS,
             OpenApiParameter("cursor", str, description="from the previous page's next_cursor"),
             OpenApiParameter(
                 "limit",
