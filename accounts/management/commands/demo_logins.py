@@ -3,6 +3,7 @@ import unicodedata
 from django.core.management.base import BaseCommand
 
 from geo.demo import DEMO_PASSWORD, demo_logins
+from portal.demo import DEMO_RESIDENT_EMAIL, DEMO_RESIDENT_USERNAME
 
 HEADINGS = ("username", "password", "role", "department", "scope")
 TWO_FACTOR_MARK = " *"
@@ -58,3 +59,9 @@ class Command(BaseCommand):
             self.stdout.write("  " + "  ".join(cells).rstrip())
         if any(login.two_factor_setup for login in logins):
             self.stdout.write(TWO_FACTOR_NOTE)
+        self.stdout.write(f"Residents' portal: {url}/portal/")
+        if any(login.username == DEMO_RESIDENT_USERNAME for login in logins):
+            self.stdout.write(
+                f"  the demo resident signs in at {url}/portal/me/login/ with "
+                f"{DEMO_RESIDENT_EMAIL} and the demo password"
+            )

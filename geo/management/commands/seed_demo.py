@@ -5,6 +5,7 @@ from cases.demo import remove_cases, seed_demo_cases
 from core.errors import DomainError
 from geo.demo import DEMO_SEED, seed_demo_city
 from geo.models import Area
+from portal.demo import seed_demo_resident
 
 
 class Command(BaseCommand):
@@ -49,6 +50,8 @@ class Command(BaseCommand):
                     remove_cases()
                 result = seed_demo_city(seed=seed, force=force)
                 cases = seed_demo_cases(seed=seed) if result.created else None
+                if result.created:
+                    seed_demo_resident()
         except DomainError as exc:
             raise CommandError(
                 f"The demo city was not loaded, nothing was written: {exc}"
