@@ -78,7 +78,10 @@ def test_postponement_asked_then_approved_moves_the_deadlines(world):
     assert granted.step_yellow_at < until
     assert (granted.postpone_until, granted.postpone_count) == (None, 1)
     assert not granted.step_overdue
-    assert CaseNotice.objects.filter(recipient=world["handler"], text__contains="granted").exists()
+    # The department hears of the decision.
+    assert CaseNotice.objects.filter(
+        recipient=world["handler"], case=case, kind="postpone"
+    ).exists()
     entry = granted.events.order_by("-id").first()
     assert (entry.action, entry.data["until"]) == ("postpone_approve", until.isoformat())
 

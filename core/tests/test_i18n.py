@@ -134,3 +134,162 @@ def test_every_string_of_the_map_page_is_translated():
         if fuzzy or empty:
             missing.append(block.split("msgid", 1)[1].split("\n", 1)[0])
     assert not missing, missing
+
+
+# --- the whole catalogue -------------------------------------------------------------------
+
+# A printf-style conversion as Python's % operator reads it: "%(name)s", "%d", "%.1f", "%%".
+PRINTF = re.compile(
+    r"%(?:\((?P<name>[^)]*)\))?[#0 +-]*(?:\*|\d+)?(?:\.(?:\*|\d+))?[diouxXeEfFgGcrsa%]"
+)
+BRACE = re.compile(r"(?<!\{)\{(?P<name>[^{}!:]*)(?:![rsa])?(?::[^{}]*)?\}(?!\})")
+# HTML elements a message may carry ("<token>" in an API message is not one).
+TAG = re.compile(r"</?(?:a|abbr|b|br|code|em|i|kbd|p|small|span|strong)\b[^>]*>")
+
+
+def _unquote(line: str) -> str:
+    text = line.strip()
+    assert text.startswith('"') and text.endswith('"'), line
+    return (
+        text[1:-1]
+        .replace('\\"', '"')
+        .replace("\\n", "\n")
+        .replace("\\t", "\t")
+        .replace("\\\\", "\\")
+    )
+
+
+def catalogue_entries() -> list[dict]:
+    """The live entries of the .po file: flags, msgctxt, msgid, msgid_plural, msgstr[n]."""
+    entries = []
+    for block in PO.read_text(encoding="utf-8").split("\n\n"):
+        # Obsolete entries ("#~ msgid …", kept by msgmerge) are comments: they have no msgid.
+        lines = [line for line in block.splitlines() if line.strip()]
+        entry = {"flags": set(), "refs": [], "msgctxt": None, "msgid_plural": None, "msgstr": {}}
+        field = None
+        for line in lines:
+            if line.startswith("#,"):
+                entry["flags"] |= {flag.strip() for flag in line[2:].split(",")}
+            elif line.startswith("#:"):
+                entry["refs"] += line[2:].split()
+            elif line.startswith("#"):
+                continue
+            elif line.startswith('"'):
+                if isinstance(field, tuple):
+                    entry["msgstr"][field[1]] += _unquote(line)
+                else:
+                    entry[field] += _unquote(line)
+            else:
+                keyword, _space, rest = line.partition(" ")
+                plural_form = re.fullmatch(r"msgstr\[(\d+)\]", keyword)
+                if plural_form:
+                    field = ("msgstr", int(plural_form.group(1)))
+                    entry["msgstr"][field[1]] = _unquote(rest)
+                elif keyword == "msgstr":
+                    field = ("msgstr", None)
+                    entry["msgstr"][None] = _unquote(rest)
+                else:
+                    assert keyword in ("msgctxt", "msgid", "msgid_plural"), line
+                    field = keyword
+                    entry[field] = _unquote(rest)
+        if "msgid" in entry:
+            entries.append(entry)
+    return entries
+
+
+def _label(entry: dict) -> str:
+    context = f"[{entry['msgctxt']}] " if entry["msgctxt"] is not None else ""
+    return f"{context}{entry['msgid']!r} ({' '.join(entry['refs'][:2])})"
+
+
+def _printf(text: str) -> tuple[set[str], list[str]]:
+    """The named conversions of ``text`` as a set, its positional ones in order."""
+    named, positional = set(), []
+    for match in PRINTF.finditer(text):
+        spec = match.group(0)
+        if spec == "%%":
+            continue
+        if match.group("name") is not None:
+            named.add(spec)
+        else:
+            positional.append(spec)
+    return named, positional
+
+
+def test_the_catalogue_is_read_whole():
+    entries = catalogue_entries()
+    header = entries[0]
+    assert header["msgid"] == "" and "nplurals=1; plural=0;" in header["msgstr"][None]
+    # Chinese has one plural form: every plural entry has exactly msgstr[0].
+    plural = [e for e in entries if e["msgid_plural"] is not None]
+    assert plural and all(set(e["msgstr"]) == {0} for e in plural)
+    # Contexts are read too ("case action", "light" …), and the count is not a handful.
+    assert {"case action", "light", "task list"} <= {e["msgctxt"] for e in entries}
+    assert len(entries) > 1000
+
+
+def test_every_string_of_the_catalogue_is_translated():
+    """No empty msgstr and no fuzzy entry anywhere, the header aside."""
+    missing = []
+    for entry in catalogue_entries()[1:]:
+        if "fuzzy" in entry["flags"]:
+            missing.append("fuzzy " + _label(entry))
+        elif not entry["msgstr"] or any(not text.strip() for text in entry["msgstr"].values()):
+            missing.append("empty " + _label(entry))
+    assert not missing, "\n".join(missing)
+    header = catalogue_entries()[0]
+    assert "fuzzy" not in header["flags"]
+
+
+def test_translations_keep_the_placeholders_and_the_markup():
+    """A lost or renamed %(name)s raises KeyError (or shows raw) at run time; a lost tag
+    breaks the page. Plural entries are held to the plural msgid: msgstr[0] serves every n."""
+    wrong = []
+    for entry in catalogue_entries()[1:]:
+        source = entry["msgid_plural"] if entry["msgid_plural"] is not None else entry["msgid"]
+        for index, text in entry["msgstr"].items():
+            where = _label(entry) + (f" msgstr[{index}]" if index is not None else "")
+            formatted = "python-format" in entry["flags"] or "%(" in source + text
+            if formatted and _printf(text) != _printf(source):
+                wrong.append(f"{where}: {_printf(source)} → {_printf(text)}")
+            if "python-brace-format" in entry["flags"]:
+                names = {m.group("name") for m in BRACE.finditer(source)}
+                if {m.group("name") for m in BRACE.finditer(text)} != names:
+                    wrong.append(f"{where}: braces {names}")
+            if sorted(TAG.findall(text)) != sorted(TAG.findall(source)):
+                wrong.append(f"{where}: markup {TAG.findall(source)} → {TAG.findall(text)}")
+    assert not wrong, "\n".join(wrong)
+
+
+def test_the_catalogue_is_what_django_serves():
+    """The compiled catalogue is current: a sample of the case loop's and the portal's
+    strings, with their contexts and plurals, come back in Chinese."""
+    entries = catalogue_entries()[1:]
+    with translation.override("zh-hans"):
+        for entry in entries:
+            if entry["msgid_plural"] is not None:
+                got = (
+                    translation.npgettext(
+                        entry["msgctxt"], entry["msgid"], entry["msgid_plural"], 2
+                    )
+                    if entry["msgctxt"] is not None
+                    else translation.ngettext(entry["msgid"], entry["msgid_plural"], 2)
+                )
+                assert got == entry["msgstr"][0], _label(entry)
+            elif entry["msgctxt"] is not None:
+                got = translation.pgettext(entry["msgctxt"], entry["msgid"])
+                assert got == entry["msgstr"][None], _label(entry)
+            else:
+                assert translation.gettext(entry["msgid"]) == entry["msgstr"][None], _label(entry)
+        # One word, three meanings: the contexts keep them apart. (Passed through
+        # variables so that makemessages does not take this file for a source.)
+        samples = {
+            ("case action", "File"): "立案",
+            (None, "File"): "文件",
+            ("light", "overdue"): "超期",
+        }
+        for (context, word), chinese in samples.items():
+            if context is None:
+                assert translation.gettext(word) == chinese
+            else:
+                assert translation.pgettext(context, word) == chinese
