@@ -10,7 +10,7 @@ import pytest
 import shapely
 from django.core.management import CommandError, call_command
 from django.db import transaction
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from accounts.models import Department, Membership
 from accounts.scopes import subtree_prefix
@@ -281,7 +281,7 @@ def test_generation_is_deterministic(world):
 def test_an_empty_database_is_refused(db):
     from cases.generate import GenerationError
 
-    with pytest.raises(GenerationError, match="grid"):
+    with translation.override("en"), pytest.raises(GenerationError, match="grid"):
         generate_cases(count=5)
 
 
@@ -325,7 +325,7 @@ def test_command_needs_a_city(db):
 
 
 def test_command_needs_grids_in_the_area(world):
-    with pytest.raises(CommandError, match="grid"):
+    with translation.override("en"), pytest.raises(CommandError, match="grid"):
         _command("--count", "10", "--area", "99")
 
 
