@@ -544,16 +544,6 @@ def test_a_refused_account_leaves_nothing_written(django_user_model):
 
 
 @pytest.mark.django_db
-def test_seeding_is_fast_enough():
-    import time
-
-    started = time.perf_counter()
-    _seed("--seed", "7")
-    # A few seconds on a quiet machine; the bound only catches a pathological slowdown.
-    assert time.perf_counter() - started < 30
-
-
-@pytest.mark.django_db
 def test_the_stored_demo_city_has_no_topology_problems():
     from geo.topology import check_topology
 
