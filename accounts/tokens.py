@@ -120,7 +120,8 @@ def token_authenticate(key: str, *, detail: dict | None = None) -> ApiToken:
     """Find the live token for a presented key, or raise :class:`TokenRejected`.
 
     Each use, accepted or not, is one audit entry; last_used_at is touched at
-    most once a minute with a conditional UPDATE that matches nothing otherwise.
+    most once a minute, by a conditional UPDATE sent only when the token as read
+    is due for one.
     ``detail`` (say, method and path) is stored with the audit entry.
     """
     token = None
@@ -149,8 +150,12 @@ def token_authenticate(key: str, *, detail: dict | None = None) -> ApiToken:
         )
         raise rejection
 
-    ApiToken.objects.filter(pk=token.pk).filter(
-        Q(last_used_at__isnull=True) | Q(last_used_at__lte=now - LAST_USED_RESOLUTION)
-    ).update(last_used_at=now)
+    due = now - LAST_USED_RESOLUTION
+    if token.last_used_at is None or token.last_used_at <= due:
+        # Conditional, so of several requests at once only one writes it. A token
+        # read with a recent last_used_at skips the write: it would match nothing.
+        ApiToken.objects.filter(pk=token.pk).filter(
+            Q(last_used_at__isnull=True) | Q(last_used_at__lte=due)
+        ).update(last_used_at=now)
     audit_log(actor=token.user, action="token_use", obj=token, detail=detail)
     return token

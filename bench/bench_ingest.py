@@ -17,8 +17,21 @@ round. The figure is wall time per request (1 / throughput); goal: the
 pipeline at most twice the bare insert. Run on SQLite and, when
 127.0.0.1:5432 answers, on PostgreSQL (a database created and dropped here).
 
+The server sends without Nagle's algorithm (TCP_NODELAY): its handler writes
+the headers and the body separately, and otherwise every keep-alive response
+waited for the client's delayed ACK (40 ms), which timed the TCP stack and made
+the bare insert look about half as fast as it is. Neither endpoint is
+favoured: both answer through the same server.
+
 About 3–6 minutes on a busy two-core machine (two servers to prepare, each side
 2 rounds × 4 × 40 requests after a warm-up round).
+
+Where the time goes: ``BENCH_INGEST_PROFILE=/some/folder python bench/run.py
+ingest`` runs every request of the server under cProfile and logs its queries;
+when the server stops it writes, per endpoint and database, ``<db>_<path>.prof``
+(open with pstats) and ``<db>_<path>.queries.txt`` (queries per request, most
+frequent first). Profiling slows the server down: its figures are not the
+benchmark's.
 """
 
 from __future__ import annotations
@@ -43,6 +56,8 @@ ROUNDS = 2
 PG_URL = "postgres://postgres@127.0.0.1:5432/{name}"
 PG_NAME = "civicgrid_bench_ingest"
 BARE_TABLE = "bench_ingest_row"
+# A folder: the server profiles every request and writes there when it stops.
+PROFILE_ENV = "BENCH_INGEST_PROFILE"
 
 
 # --- the server process -------------------------------------------------------------
@@ -123,13 +138,92 @@ def serve(port: int) -> None:
     sys.modules["bench_ingest_urls"] = module
     settings.ROOT_URLCONF = "bench_ingest_urls"
     settings.DEBUG = False
-    # One log line per request would be timed too.
+    app = get_internal_wsgi_application()
+    # One log line per request would be timed too. Set after the WSGI module's
+    # django.setup(), which configures logging afresh.
     logging.getLogger("django.server").setLevel(logging.WARNING)
+    if os.environ.get(PROFILE_ENV):
+        app = _profiled(app, Path(os.environ[PROFILE_ENV]), connection.vendor)
     print(
         json.dumps({"port": port, "token": key, "points": points[:5000]}),
         flush=True,
     )
-    run("127.0.0.1", port, get_internal_wsgi_application(), threading=True, server_cls=WSGIServer)
+    run("127.0.0.1", port, app, threading=True, server_cls=_NoDelayServer(WSGIServer))
+
+
+def _NoDelayServer(base):  # noqa: N802 - makes a class
+    """``base`` answering without Nagle's algorithm.
+
+    The request handler writes the headers and the body in two sends; with
+    Nagle the body waits for the client's delayed ACK of the headers (40 ms
+    on Linux), which would time the TCP stack rather than the application.
+    """
+
+    class NoDelay(base):
+        def get_request(self):
+            sock, addr = super().get_request()
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            return sock, addr
+
+    return NoDelay
+
+
+def _profiled(app, out: Path, label: str):
+    """``app`` under cProfile and a query log, per path; written out when the server stops.
+
+    For finding where the time goes, never for the figures: profiling slows
+    every request down.
+    """
+    import cProfile
+    import pstats
+    import re
+    import signal
+    from collections import Counter, defaultdict
+
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    lock = threading.Lock()
+    profiles: dict[str, list] = defaultdict(list)
+    queries: dict[str, Counter] = defaultdict(Counter)
+    requests: Counter = Counter()
+    literal = re.compile(r"'[^']*'|\d[\d.e+-]*")
+
+    def wrapped(environ, start_response):
+        path = environ.get("PATH_INFO", "")
+        profile = cProfile.Profile()
+        with CaptureQueriesContext(connection) as captured:
+            profile.enable()
+            try:
+                body = list(app(environ, start_response))
+            finally:
+                profile.disable()
+        with lock:
+            profiles[path].append(profile)
+            requests[path] += 1
+            for query in captured.captured_queries:
+                queries[path][literal.sub("?", query["sql"])[:300]] += 1
+        return body
+
+    def dump(*_args):
+        out.mkdir(parents=True, exist_ok=True)
+        with lock:
+            for path, items in profiles.items():
+                name = label + path.replace("/", "_")
+                stats = pstats.Stats(items[0])
+                for item in items[1:]:
+                    stats.add(item)
+                stats.dump_stats(out / f"{name}.prof")
+                n = requests[path]
+                lines = [
+                    f"{path}: {n} requests, {sum(queries[path].values()) / n:.1f} queries each"
+                ]
+                lines += [f"{c / n:6.2f}  {sql}" for sql, c in queries[path].most_common()]
+                (out / f"{name}.queries.txt").write_text("\n".join(lines) + "\n")
+        os._exit(0)
+
+    signal.signal(signal.SIGTERM, dump)
+    return wrapped
 
 
 # --- the clients --------------------------------------------------------------------
@@ -240,7 +334,8 @@ def measure(label: str, env: dict) -> None:
     finally:
         server.terminate()
         try:
-            server.wait(timeout=10)
+            # A profiling server writes its profiles first.
+            server.wait(timeout=120 if os.environ.get(PROFILE_ENV) else 10)
         except subprocess.TimeoutExpired:
             server.kill()
 

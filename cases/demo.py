@@ -72,6 +72,10 @@ def ensure_demo_routing() -> int:
             )
         )
     RoutingRule.objects.bulk_create(rules)
+    if rules:
+        from .reference import rules_changed
+
+        rules_changed()  # bulk_create sends no save signals
     return len(rules)
 
 

@@ -9,17 +9,18 @@ import math
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 
+from django.db import connection
 from django.db.models import Case, IntegerField, Q, QuerySet, Value, When
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy as _lazy
+from django.utils.translation import gettext_lazy
 
 from accounts.models import Department
 from core.errors import DomainError
 from geo.models import CODE_LENGTH, Area, AreaLevel
 
-from . import workflow
+from . import reference, workflow
 from .models import Case as CaseRecord
 from .models import (
     CaseEvent,
@@ -57,8 +58,14 @@ def route_department(*, category: Category, area: Area) -> Department | None:
     Precedence: the rule on the deepest area that contains ``area`` wins; among
     rules on the same area, a rule on the minor class beats one on its major
     class, which beats one with no class. Inactive rules and inactive
-    departments are skipped. One query.
+    departments are skipped. No query with the process's copy of the rules
+    (cases.reference, outside a transaction), else one.
     """
+    rules = reference.current_rules()
+    if rules is not None:
+        return reference.routed_department(
+            rules, category=category, codes=ancestor_codes(area), level=int(area.level)
+        )
     classes = [category.pk]
     if category.parent_id is not None:
         classes.append(category.parent_id)
@@ -90,8 +97,12 @@ def time_limit_for(
 ) -> TimeLimit | None:
     """The limit for ``step`` at ``urgency``: the minor class's own, else its major class's.
 
-    None means the step has no limit. One query.
+    None means the step has no limit. No query with the process's copy of the limits
+    (cases.reference, outside a transaction), else one.
     """
+    rules = reference.current_rules()
+    if rules is not None:
+        return reference.time_limit(rules, category=category, step=step, urgency=urgency)
     classes = [category.pk]
     if category.parent_id is not None:
         classes.append(category.parent_id)
@@ -101,10 +112,17 @@ def time_limit_for(
 
 
 def step_deadline(
-    *, category: Category, step: str, urgency: str, start: datetime, calendar=None
+    *, category: Category, step: str, urgency: str, start: datetime, calendar=None, limits=None
 ) -> datetime | None:
-    """When ``step`` started at ``start`` is due, in working time; None without a limit."""
-    limit = time_limit_for(category=category, step=step, urgency=urgency)
+    """When ``step`` started at ``start`` is due, in working time; None without a limit.
+
+    ``limits`` (step → TimeLimit, as cases.reference.step_limits gives them for the
+    class and urgency) spares the lookup when the caller has them at hand.
+    """
+    if limits is not None:
+        limit = limits.get(step)
+    else:
+        limit = time_limit_for(category=category, step=step, urgency=urgency)
     if limit is None:
         return None
     if calendar is None:
@@ -133,7 +151,9 @@ def category_tree(*, kind: str | None = None, include_inactive: bool = False) ->
 
 
 def category_by_code(*, kind: str, code: str) -> Category | None:
-    return Category.objects.select_related("parent").filter(kind=kind, code=code).first()
+    """The class, its major class attached. No query with the process's copy of the
+    classes (cases.reference, outside a transaction), else one."""
+    return reference.category(kind=kind, code=code)
 
 
 # --- cases ------------------------------------------------------------------------------
@@ -383,34 +403,79 @@ def duplicate_candidates(
     """Open cases of ``category`` within its duplicate radius of the point, reported
     within its duplicate window before ``now``: nearest first, at most MAX_DUPLICATES.
 
-    A bounding box on the indexed (class, time) rows narrows the candidates; the
-    exact distance decides.
+    A bounding box on the indexed (class, time) rows narrows the candidates, the
+    database hands over the nearest few by a flat-earth distance (exact enough to
+    rank points this close), and the exact distance decides among them.
+
+    Every report asks, so the query is written out (:func:`_duplicates_sql`)
+    rather than built by the ORM each time, which cost several times running it.
     """
     now = now or timezone.now()
     lat, lng = float(lat), float(lng)
     radius = float(category.duplicate_radius_m)
+    shrink = max(math.cos(math.radians(lat)), 0.01)  # a degree of longitude, in degrees of latitude
     dlat = radius / METRES_PER_DEGREE
-    dlng = radius / (METRES_PER_DEGREE * max(math.cos(math.radians(lat)), 0.01))
-    rows = (
-        CaseRecord.objects.filter(
-            category=category,
-            state__in=workflow.OPEN_STATES,
-            created_at__gte=now - timedelta(hours=category.duplicate_window_hours),
-            created_at__lte=now,
-            lat__range=(lat - dlat, lat + dlat),
-            lng__range=(lng - dlng, lng + dlng),
-        )
-        .exclude(pk=exclude_pk)
-        .values_list("pk", "number", "state", "lat", "lng", "created_at", "description")[:200]
-    )
+    dlng = radius / (METRES_PER_DEGREE * shrink)
+    adapt = connection.ops.adapt_datetimefield_value
+    since = now - timedelta(hours=category.duplicate_window_hours)
+    params = [
+        category.pk,
+        *DUPLICATE_STATES,
+        adapt(since),
+        adapt(now),
+        lat - dlat,
+        lat + dlat,
+        lng - dlng,
+        lng + dlng,
+    ]
+    if exclude_pk is not None:
+        params.append(exclude_pk)
+    params += [lat, lat, lng, lng, shrink * shrink, MAX_DUPLICATES * 2]
+    with connection.cursor() as cursor:
+        cursor.execute(_duplicates_sql(excluding=exclude_pk is not None), params)
+        rows = cursor.fetchall()
+    created_col = CaseRecord._meta.get_field("created_at").cached_col
+    converters = connection.ops.get_db_converters(created_col)
     found = []
     for pk, number, state, clat, clng, created, description in rows:
         far = distance_m(lat, lng, clat, clng)
         if far <= radius:
+            for convert in converters:
+                created = convert(created, created_col, connection)
             age = (now - created).total_seconds() / 3600
             found.append(Duplicate(pk, number, state, round(far, 1), round(age, 1), description))
     found.sort(key=lambda d: (d.distance_m, d.age_hours))
     return found[:MAX_DUPLICATES]
+
+
+DUPLICATE_STATES = sorted(workflow.OPEN_STATES)
+_DUPLICATES_SQL: dict[tuple[str, bool], str] = {}
+
+
+def _duplicates_sql(*, excluding: bool) -> str:
+    """The query of :func:`duplicate_candidates` (per database engine, with or without
+    a case left out); its parameters are listed there, in order."""
+    key = (connection.vendor, excluding)
+    found = _DUPLICATES_SQL.get(key)
+    if found is None:
+        meta, quote = CaseRecord._meta, connection.ops.quote_name
+        c = {
+            name: quote(meta.get_field(name).column)
+            for name in ("id", "number", "state", "lat", "lng", "created_at", "description")
+        }
+        category = quote(meta.get_field("category").column)
+        states = ", ".join(["%s"] * len(DUPLICATE_STATES))
+        found = _DUPLICATES_SQL[key] = (
+            f"SELECT {c['id']}, {c['number']}, {c['state']}, {c['lat']}, {c['lng']}, "
+            f"{c['created_at']}, {c['description']} FROM {quote(meta.db_table)} "
+            f"WHERE {category} = %s AND {c['state']} IN ({states}) "
+            f"AND {c['created_at']} >= %s AND {c['created_at']} <= %s "
+            f"AND {c['lat']} BETWEEN %s AND %s AND {c['lng']} BETWEEN %s AND %s "
+            + (f"AND {c['id']} <> %s " if excluding else "")
+            + f"ORDER BY ({c['lat']} - %s) * ({c['lat']} - %s) "
+            f"+ ({c['lng']} - %s) * ({c['lng']} - %s) * %s, {c['created_at']} DESC LIMIT %s"
+        )
+    return found
 
 
 def case_duplicates(case: CaseRecord, *, now: datetime | None = None) -> list[Duplicate]:
@@ -422,7 +487,7 @@ def case_duplicates(case: CaseRecord, *, now: datetime | None = None) -> list[Du
     )
 
 
-def case_actions_for(*, case: CaseRecord, user) -> list[str]:
+def case_actions_for(*, case: CaseRecord, user, memberships: list | None = None) -> list[str]:
     """The actions ``user`` may take on ``case`` now, in the transition table's order.
 
     The table decides what the state allows and who may take it (through
@@ -431,16 +496,27 @@ def case_actions_for(*, case: CaseRecord, user) -> list[str]:
     a second postponement request, a check by who handled it on the spot) are
     left out. Reopening's time window and
     an action's input (a department, a reason) are checked when it is taken.
+
+    The user's memberships are read once for all the actions (one query at most;
+    none with ``memberships``, the rows cases.services.membership_rows gave).
     """
-    from .services import CaseActionDenied, acting_role, action_refusal
+    from .services import CaseActionDenied, acting_role, action_refusal, membership_rows
 
     allowed = []
     for action in workflow.actions_from(case.state):
         if action_refusal(case=case, action=action, actor=user):
             continue
         transition = workflow.transition_for(case.state, action)
+        if memberships is None:
+            memberships = membership_rows(user)
         try:
-            acting_role(actor=user, case=case, area=case.area, roles=transition.roles)
+            acting_role(
+                actor=user,
+                case=case,
+                area=case.area,
+                roles=transition.roles,
+                memberships=memberships,
+            )
         except CaseActionDenied:
             continue
         allowed.append(action)
@@ -1164,30 +1240,30 @@ def may_see_reporter_contact(*, case: CaseRecord, user) -> bool:
 
 # Timeline actions a resident sees, with the public wording of each.
 PUBLIC_STEPS: dict[str, object] = {
-    "report": _lazy("Report received"),
-    workflow.Action.VERIFY_REQUEST: _lazy("Being verified on site"),
-    workflow.Action.FILE: _lazy("Accepted as a case"),
-    workflow.Action.DISPATCH: _lazy("Sent to the responsible department"),
-    workflow.Action.ACCEPT: _lazy("The department is working on it"),
-    workflow.Action.SEND_BACK: _lazy("Being passed to the right department"),
-    workflow.Action.HANDLE: _lazy("The department reports it handled"),
-    workflow.Action.HANDLE_ON_SPOT: _lazy("Handled on the spot"),
-    workflow.Action.CHECK_PASS: _lazy("Checked on site: done"),
-    workflow.Action.CHECK_FAIL: _lazy("Checked on site: more work needed"),
-    workflow.Action.ESCALATE: _lazy("Passed to a higher level"),
-    workflow.Action.SUSPEND: _lazy("On hold"),
-    workflow.Action.RESUME: _lazy("Work resumed"),
-    workflow.Action.POSTPONE_APPROVE: _lazy("More time granted to the department"),
-    workflow.Action.RETURN_VISIT: _lazy("Waiting for your rating"),
-    workflow.Action.RATE_SATISFIED: _lazy("Closed: the reporter is satisfied"),
-    workflow.Action.RATE_UNSATISFIED: _lazy("The reporter is not satisfied: another round"),
-    workflow.Action.CLOSE: _lazy("Closed"),
-    workflow.Action.VOID: _lazy("Not taken up"),
-    workflow.Action.MERGE: _lazy("Merged with a report of the same problem"),
-    workflow.Action.WITHDRAW: _lazy("Withdrawn by the reporter"),
-    workflow.Action.REOPEN: _lazy("Reopened"),
+    "report": gettext_lazy("Report received"),
+    workflow.Action.VERIFY_REQUEST: gettext_lazy("Being verified on site"),
+    workflow.Action.FILE: gettext_lazy("Accepted as a case"),
+    workflow.Action.DISPATCH: gettext_lazy("Sent to the responsible department"),
+    workflow.Action.ACCEPT: gettext_lazy("The department is working on it"),
+    workflow.Action.SEND_BACK: gettext_lazy("Being passed to the right department"),
+    workflow.Action.HANDLE: gettext_lazy("The department reports it handled"),
+    workflow.Action.HANDLE_ON_SPOT: gettext_lazy("Handled on the spot"),
+    workflow.Action.CHECK_PASS: gettext_lazy("Checked on site: done"),
+    workflow.Action.CHECK_FAIL: gettext_lazy("Checked on site: more work needed"),
+    workflow.Action.ESCALATE: gettext_lazy("Passed to a higher level"),
+    workflow.Action.SUSPEND: gettext_lazy("On hold"),
+    workflow.Action.RESUME: gettext_lazy("Work resumed"),
+    workflow.Action.POSTPONE_APPROVE: gettext_lazy("More time granted to the department"),
+    workflow.Action.RETURN_VISIT: gettext_lazy("Waiting for your rating"),
+    workflow.Action.RATE_SATISFIED: gettext_lazy("Closed: the reporter is satisfied"),
+    workflow.Action.RATE_UNSATISFIED: gettext_lazy("The reporter is not satisfied: another round"),
+    workflow.Action.CLOSE: gettext_lazy("Closed"),
+    workflow.Action.VOID: gettext_lazy("Not taken up"),
+    workflow.Action.MERGE: gettext_lazy("Merged with a report of the same problem"),
+    workflow.Action.WITHDRAW: gettext_lazy("Withdrawn by the reporter"),
+    workflow.Action.REOPEN: gettext_lazy("Reopened"),
 }
-DEFAULT_CLOSE_LABEL = _lazy("Closed: no rating given, counted as satisfied")
+DEFAULT_CLOSE_LABEL = gettext_lazy("Closed: no rating given, counted as satisfied")
 
 # Cases closed this recently still show on the public map.
 PUBLIC_RECENT_DAYS = 30

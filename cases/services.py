@@ -10,24 +10,25 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from accounts.audit import audit_log
-from accounts.models import Department, Membership, User
+from accounts.models import Department, Membership, Role, User
 from accounts.scopes import subtree_prefix
 from core.errors import Conflict, DomainError, NotFound
 from geo.index import locate
 from geo.models import Area, AreaLevel
 
-from . import workflow
+from . import reference, workflow
 from .models import (
     Case,
     CaseEvent,
@@ -90,9 +91,9 @@ def next_daily_serial(*, day: date, kind: str) -> int:
     whose transactions begin IMMEDIATE) until that transaction ends.
     """
     for _attempt in range(3):
-        counter = DailyCounter.objects.filter(date=day, kind=kind)
-        if counter.update(last=F("last") + 1):
-            return counter.values_list("last", flat=True).get()
+        serial = _incremented(day=day, kind=kind)
+        if serial is not None:
+            return serial
         try:
             with transaction.atomic():
                 DailyCounter.objects.create(date=day, kind=kind, last=1)
@@ -103,6 +104,32 @@ def next_daily_serial(*, day: date, kind: str) -> int:
     raise RuntimeError(f"could not take a serial for {kind} on {day}")
 
 
+def _incremented(*, day: date, kind: str) -> int | None:
+    """Add one to the day's counter and read it back; None when the day has no row yet.
+
+    One statement where the database returns rows from an UPDATE (PostgreSQL,
+    SQLite 3.35 and later), two elsewhere.
+    """
+    if not connection.features.can_return_columns_from_insert:
+        counter = DailyCounter.objects.filter(date=day, kind=kind)
+        if counter.update(last=F("last") + 1):
+            return counter.values_list("last", flat=True).get()
+        return None
+    meta, quote = DailyCounter._meta, connection.ops.quote_name
+    table = quote(meta.db_table)
+    last, day_column, kind_column = (
+        quote(meta.get_field(name).column) for name in ("last", "date", "kind")
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET {last} = {last} + 1 "  # noqa: S608 - names from the model
+            f"WHERE {day_column} = %s AND {kind_column} = %s RETURNING {last}",
+            [connection.ops.adapt_datefield_value(day), kind],
+        )
+        row = cursor.fetchone()
+    return None if row is None else int(row[0])
+
+
 def case_number(*, kind: str, category_code: str, day: date, serial: int) -> str:
     """E0101202611290007: kind letter, class code, local date, daily serial."""
     return f"{KIND_LETTER[kind]}{category_code}{day:%Y%m%d}{serial:04d}"
@@ -111,13 +138,70 @@ def case_number(*, kind: str, category_code: str, day: date, serial: int) -> str
 # --- who may act --------------------------------------------------------------------
 
 
-def acting_role(*, actor, case: Case | None, area: Area, roles: frozenset[str]) -> str:
+def membership_rows(actor) -> list[tuple]:
+    """The actor's active memberships as :func:`acting_role` weighs them: (role code,
+    whether the role acts for a department, area code, area level, department id).
+
+    One query (none for someone who is not an active signed-in user). Read them
+    once to decide several actions on the same request.
+
+    Every report and every case page asks, so the query is written out rather
+    than built by the ORM each time (building it cost ten times running it); it
+    reads what ``Membership.objects.filter(user=actor, is_active=True)
+    .values_list("role__code", "role__needs_department", "area__code",
+    "area__level", "department_id")`` would.
+    """
+    if actor is None or not getattr(actor, "is_authenticated", False) or not actor.is_active:
+        return []
+    with connection.cursor() as cursor:
+        cursor.execute(_membership_sql(), [actor.pk, True])
+        rows = cursor.fetchall()
+    return [(role, bool(needs), code, int(level), dept) for role, needs, code, level, dept in rows]
+
+
+def _membership_sql() -> str:
+    quote = connection.ops.quote_name
+    found = _MEMBERSHIP_SQL.get(connection.vendor)
+    if found is None:
+        member, role, area = Membership._meta, Role._meta, Area._meta
+
+        def column(meta, name: str) -> str:
+            return quote(meta.get_field(name).column)
+
+        found = _MEMBERSHIP_SQL[connection.vendor] = (
+            f"SELECT r.{column(role, 'code')}, r.{column(role, 'needs_department')}, "
+            f"a.{column(area, 'code')}, a.{column(area, 'level')}, "
+            f"m.{column(member, 'department')} "
+            f"FROM {quote(member.db_table)} m "
+            f"INNER JOIN {quote(role.db_table)} r ON r.{quote(role.pk.column)} = "
+            f"m.{column(member, 'role')} "
+            f"INNER JOIN {quote(area.db_table)} a ON a.{quote(area.pk.column)} = "
+            f"m.{column(member, 'area')} "
+            f"WHERE m.{column(member, 'user')} = %s AND m.{column(member, 'is_active')} = %s"
+        )
+    return found
+
+
+_MEMBERSHIP_SQL: dict[str, str] = {}  # the query per database engine
+
+
+def acting_role(
+    *,
+    actor,
+    case: Case | None,
+    area: Area,
+    roles: frozenset[str],
+    memberships: list[tuple] | None = None,
+) -> str:
     """The code of a role ``actor`` holds over ``area`` among ``roles``, else CaseActionDenied.
 
     A membership counts when its area subtree holds ``area``; for a role that
     acts for a department, only when that department is the case's; for a
     case escalated upwards, only when the membership sits at the level now
     responsible or above it. Superusers answer ``"superuser"``.
+
+    ``memberships`` are the actor's rows from :func:`membership_rows`, read in
+    the same request; without them the memberships are read here (one query).
     """
     if actor is None or not getattr(actor, "is_authenticated", False) or not actor.is_active:
         raise CaseActionDenied(_("Sign in to act on cases."))
@@ -131,9 +215,14 @@ def acting_role(*, actor, case: Case | None, area: Area, roles: frozenset[str]) 
         return "resident"
     if actor.is_superuser:
         return "superuser"
-    rows = Membership.objects.filter(user=actor, is_active=True, role__code__in=roles).values_list(
-        "role__code", "role__needs_department", "area__code", "area__level", "department_id"
-    )
+    if memberships is None:
+        rows = Membership.objects.filter(
+            user=actor, is_active=True, role__code__in=roles
+        ).values_list(
+            "role__code", "role__needs_department", "area__code", "area__level", "department_id"
+        )
+    else:
+        rows = [row for row in memberships if row[0] in roles]
     # Sorted so that the role named in the timeline does not depend on row order.
     for role, needs_department, code, level, department_id in sorted(
         rows, key=lambda r: (r[0], r[2])
@@ -158,10 +247,21 @@ def _calendar():
     return work_calendar()
 
 
-def _step_fields(*, category: Category, urgency: str, state: str, start: datetime, calendar):
+def _step_fields(
+    *, category: Category, urgency: str, state: str, start: datetime, calendar, limits=None
+):
+    """The step fields of a case entering ``state`` at ``start``; ``limits`` as
+    cases.reference.step_limits gives them (read here when None)."""
     step = workflow.STATE_STEP.get(state, "")
     deadline = (
-        step_deadline(category=category, step=step, urgency=urgency, start=start, calendar=calendar)
+        step_deadline(
+            category=category,
+            step=step,
+            urgency=urgency,
+            start=start,
+            calendar=calendar,
+            limits=limits,
+        )
         if step
         else None
     )
@@ -178,12 +278,28 @@ def _step_fields(*, category: Category, urgency: str, state: str, start: datetim
     }
 
 
-def _overall_deadline(*, category: Category, urgency: str, start: datetime, calendar):
-    """The main path's limits one after another from ``start``; None when no step has one."""
+def _overall_deadline(
+    *, category: Category, urgency: str, start: datetime, calendar, limits=None, first=None
+):
+    """The main path's limits one after another from ``start``; None when no step has one.
+
+    ``limits`` as cases.reference.step_limits gives them (read here when None);
+    ``first``, the first step's deadline from ``start`` when the caller has it.
+    """
+    if limits is None:
+        limits = reference.step_limits(category=category, urgency=urgency)
     moment, limited = start, False
-    for step in workflow.MAIN_PATH_STEPS:
+    for index, step in enumerate(workflow.MAIN_PATH_STEPS):
+        if index == 0 and first is not None:
+            moment, limited = first, True
+            continue
         due = step_deadline(
-            category=category, step=step, urgency=urgency, start=moment, calendar=calendar
+            category=category,
+            step=step,
+            urgency=urgency,
+            start=moment,
+            calendar=calendar,
+            limits=limits,
         )
         if due is not None:
             moment, limited = due, True
@@ -225,6 +341,16 @@ def _report_problems(
     if idempotency_key is not None and len(idempotency_key) > 100:
         errors["idempotency_key"] = [_("An idempotency key has at most 100 characters.")]
     return errors
+
+
+@dataclass(frozen=True)
+class Reported:
+    """What :func:`case_report_result` wrote beside a new case and read on the way."""
+
+    event: CaseEvent  # the report's timeline entry, the case's only one
+    photos: list  # the CasePhoto rows stored with it, in order
+    duplicates: list  # the open cases it may duplicate (cases.selectors.Duplicate)
+    memberships: list[tuple]  # the reporter's, as membership_rows read them (staff only)
 
 
 def _first_with_key(actor, key: str) -> Case | None:
@@ -270,7 +396,9 @@ def case_report_result(
 
     Answers the case and whether this call created it. A retried call with
     the same ``idempotency_key`` from the same actor answers the case the
-    first call made (and False), whatever else it carries.
+    first call made (and False), whatever else it carries. A case this call
+    created carries ``reported`` (:class:`Reported`): what the call wrote beside
+    it and read on the way, so that the caller can answer without reading it back.
     """
     key = (idempotency_key or "").strip()
     first = _first_with_key(actor, key)
@@ -295,7 +423,8 @@ def case_report_result(
     if where.outside:
         message = _("This point lies outside every grid.")
         raise DomainError(message, errors={"lat": [message], "lng": [message]})
-    grid = Area.objects.get(code=where.grid.code)
+    grid = reference.grid_area(where.grid.code)
+    memberships: list[tuple] = []
     if public:
         role = "resident"
         if actor is not None and not getattr(actor, "is_authenticated", False):
@@ -303,7 +432,14 @@ def case_report_result(
         if reporter is None and actor is not None and getattr(actor, "is_resident", False):
             reporter = actor
     else:
-        role = acting_role(actor=actor, case=None, area=grid, roles=workflow.REPORT_ROLES)
+        memberships = membership_rows(actor)
+        role = acting_role(
+            actor=actor,
+            case=None,
+            area=grid,
+            roles=workflow.REPORT_ROLES,
+            memberships=memberships,
+        )
     if reporter is None and source == Source.GRID_WORKER:
         reporter = actor
     suggested = route_department(category=category, area=grid)
@@ -311,9 +447,32 @@ def case_report_result(
     now = timezone.now()
     state = CaseState.REPORTED
     duplicates = duplicate_candidates(category=category, lat=lat, lng=lng, now=now)
+    # Everything but the writes is worked out before the transaction: the day's
+    # counter (PostgreSQL) or the database (SQLite) stays locked from the serial
+    # to the commit, so the writes follow one another there.
+    limits = reference.step_limits(category=category, urgency=urgency)
+    step_fields = _step_fields(
+        category=category, urgency=urgency, state=state, start=now, calendar=calendar, limits=limits
+    )
+    # A report's step is the main path's first: its deadline starts the chain.
+    deadline = _overall_deadline(
+        category=category,
+        urgency=urgency,
+        start=now,
+        calendar=calendar,
+        limits=limits,
+        first=step_fields["step_deadline"]
+        if step_fields["step"] == workflow.MAIN_PATH_STEPS[0]
+        else None,
+    )
+    day = timezone.localdate(now)
+    data = {**(event_data or {}), "source": source, "grid": grid.code}
+    if suggested is not None:
+        data["suggested_department"] = suggested.code
+    if duplicates:
+        data["duplicates"] = [d.number for d in duplicates]
     try:
         with photos_atomic():
-            day = timezone.localdate(now)
             serial = next_daily_serial(day=day, kind=category.kind)
             case = Case.objects.create(
                 number=case_number(
@@ -337,20 +496,11 @@ def case_report_result(
                 created_by=actor,
                 idempotency_key=key,
                 public_token=secrets.token_urlsafe(24) if public else "",
-                deadline=_overall_deadline(
-                    category=category, urgency=urgency, start=now, calendar=calendar
-                ),
+                deadline=deadline,
                 created_at=now,
                 updated_at=now,
-                **_step_fields(
-                    category=category, urgency=urgency, state=state, start=now, calendar=calendar
-                ),
+                **step_fields,
             )
-            data = {**(event_data or {}), "source": source, "grid": grid.code}
-            if suggested is not None:
-                data["suggested_department"] = suggested.code
-            if duplicates:
-                data["duplicates"] = [d.number for d in duplicates]
             event = _append_event(
                 case=case,
                 actor=actor,
@@ -362,10 +512,13 @@ def case_report_result(
                 at=now,
                 data=data,
             )
-            if prepared:
+            stored = (
                 _store_photos(
                     case=case, event=event, action="report", prepared=prepared, actor=actor
                 )
+                if prepared
+                else []
+            )
             audit_log(
                 actor=actor,
                 action="case.report",
@@ -379,6 +532,9 @@ def case_report_result(
         if first is not None:
             return first, False
         raise
+    case.reported = Reported(
+        event=event, photos=stored, duplicates=duplicates, memberships=memberships
+    )
     return case, True
 
 
@@ -834,10 +990,10 @@ def _prepared_photos(photos, action: str):
     return prepare_photos(files)
 
 
-def _store_photos(*, case, event, action, prepared, actor) -> None:
+def _store_photos(*, case, event, action, prepared, actor) -> list:
     from .photos import store_photos
 
-    store_photos(case=case, event=event, action=action, prepared=prepared, actor=actor)
+    return store_photos(case=case, event=event, action=action, prepared=prepared, actor=actor)
 
 
 # --- the resident's side --------------------------------------------------------------

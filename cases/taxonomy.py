@@ -664,11 +664,12 @@ def seed_categories(*, category_model=None, time_limit_model=None) -> dict[str, 
 
     Existing classes and limits are left as they are. Returns counts created.
     """
-    if category_model is None or time_limit_model is None:
-        from .models import Category, TimeLimit
+    from .models import Category, TimeLimit
 
-        category_model = category_model or Category
-        time_limit_model = time_limit_model or TimeLimit
+    # Migrations pass their historical models; the live ones tell running processes.
+    live = time_limit_model in (None, TimeLimit)
+    category_model = category_model or Category
+    time_limit_model = time_limit_model or TimeLimit
     counts = {"categories": 0, "time_limits": 0}
     with transaction.atomic():
         existing = {(c.kind, c.code): c for c in category_model.objects.all()}
@@ -717,4 +718,8 @@ def seed_categories(*, category_model=None, time_limit_model=None) -> dict[str, 
                         limit(minor, "handle", urgency, amount, unit)
         time_limit_model.objects.bulk_create(new_limits)
         counts["time_limits"] = len(new_limits)
+        if live and new_limits:
+            from .reference import rules_changed
+
+            rules_changed()  # bulk_create sends no save signals
     return counts

@@ -329,6 +329,12 @@ CIVICGRID = {
     # change made anywhere reaches its point-to-grid index within this time.
     "GEO_INDEX_MAX_STALENESS": float(os.environ.get("GEO_INDEX_MAX_STALENESS", "1.0")),
     "LOCATE_BATCH_LIMIT": 10_000,
+    # Every process keeps the classes, time limits and routing rules in memory and
+    # re-checks their version at most this often; a change made by the admin reaches
+    # every process within this time. A write that bypasses the model signals is
+    # picked up at the latest after RULES_MAX_AGE seconds.
+    "RULES_MAX_STALENESS": float(os.environ.get("RULES_MAX_STALENESS", "1.0")),
+    "RULES_MAX_AGE": float(os.environ.get("RULES_MAX_AGE", "300")),
     # A closed case may be reopened for this many days after closing.
     "CASE_REOPEN_DAYS": int(os.environ.get("CASE_REOPEN_DAYS", "7")),
     # A reporter's name, phone and e-mail are erased this many days after the

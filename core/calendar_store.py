@@ -82,7 +82,8 @@ def work_calendar() -> WorkCalendar:
         return current
     version = calendar_version()
     with _lock:
-        if current is None or _state["key"] != (config, version):
+        # Another thread may have rebuilt it while this one waited for the lock.
+        if _state["calendar"] is None or _state["key"] != (config, version):
             _state["calendar"] = build_calendar()
             _state["key"] = (config, version)
         _state["config"] = config
