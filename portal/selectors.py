@@ -252,7 +252,7 @@ def public_case_q(prefix: str = "case__") -> Q:
 
 def staff_photos(*, user) -> QuerySet:
     """Photos of residents' cases in ``user``'s photo-moderation scope."""
-    q = _area_q(user, PHOTO_PERMISSION, "case__area__code")
+    q = _area_q(user, PHOTO_PERMISSION, "case__area_code")
     qs = CasePhoto.objects.filter(public_case_q()).select_related("case", "case__category")
     return qs if q is None else qs.filter(q)
 
