@@ -12,9 +12,13 @@ later report takes the next serial).
 
 Everything is decided up front from the seed (when each case is reported,
 where, what, and the state it has reached now), then built and written in
-batches: each batch is one transaction of ``bulk_create``. The work that
-dominates is the working-time arithmetic, so with ``workers`` > 1 the batches
-are built in forked processes, each writing its own batches in order.
+batches, each batch one transaction. While a batch is built every instant is
+an integer (microseconds since 1970 UTC) and the working-time arithmetic goes
+through the work calendar compiled for the run (core.calendar.CompiledCalendar:
+the calendar's own answers, to the microsecond, from a table), and the rows
+come out as the database takes them: SQLite gets one ``executemany`` per
+table, PostgreSQL ``COPY``. With ``workers`` > 1 the batches are built in
+forked processes, each writing its own batches in order while the others build.
 
 Nothing here is reachable from a request: the ``generate_cases`` command,
 the demo seeding (cases.demo) and the benchmarks call it.
@@ -23,15 +27,19 @@ the demo seeding (cases.demo) and the benchmarks call it.
 from __future__ import annotations
 
 import base64
+import gc
+import hashlib
 import json
 import math
 import multiprocessing
 import random
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from operator import itemgetter
 
 import numpy as np
 import shapely
@@ -44,6 +52,7 @@ from django.utils.translation import gettext as _
 
 from accounts.models import Department, Membership
 from accounts.scopes import subtree_prefix
+from core.calendar import CompiledCalendar, from_us, to_us
 from core.errors import DomainError
 from geo.demo import GIVEN_NAMES, SURNAMES
 from geo.geometry import degrees_per_metre
@@ -64,7 +73,7 @@ from .models import (
     Urgency,
 )
 from .selectors import route_departments
-from .sla import _yellow_ratio, yellow_from
+from .sla import _yellow_ratio
 from .workflow import Action
 
 S = CaseState
@@ -295,6 +304,8 @@ class Context:
     rating_days: int = 7
     reopen_days: int = 7
     notices: bool = True
+    # The work calendar compiled for the run's period (generate_cases sets it).
+    compiled: CompiledCalendar | None = None
     _reach: dict = field(default_factory=dict)
 
     def department_for(self, class_index: int, grid_index: int) -> int | None:
@@ -537,6 +548,20 @@ def load_context(
     )
 
 
+@dataclass(frozen=True, slots=True)
+class _RoutingProbe:
+    """A stand-in for a case carrying what the router reads: a key, the class, the grid
+    (a thousand times cheaper to make than an unsaved Case, for each class and grid)."""
+
+    pk: int
+    category: Category
+    area: Area
+
+    @property
+    def category_id(self) -> int:
+        return self.category.pk
+
+
 def _route(ctx: Context, pairs: set[tuple[int, int]]) -> None:
     """Fill ``ctx.routed`` for (class index, grid index) pairs through route_departments."""
     wanted = [
@@ -555,9 +580,8 @@ def _route(ctx: Context, pairs: set[tuple[int, int]]) -> None:
     }
     for start in range(0, len(wanted), 20_000):
         chunk = wanted[start : start + 20_000]
-        # Unsaved stand-ins carrying what the router reads: class, area, a key.
         probes = [
-            Case(pk=i, category=categories[ctx.classes[ci].id], area=areas[ctx.grids[gi].id])
+            _RoutingProbe(i, categories[ctx.classes[ci].id], areas[ctx.grids[gi].id])
             for i, (ci, gi) in enumerate(chunk)
         ]
         answer = route_departments(probes)
@@ -722,9 +746,16 @@ def _ensure(ctx, rng, target, grid, created, fixed, codes, state: int, n: int) -
             return
         inside = np.isin(grid, wanted)
     have = int(((target == state) & inside).sum())
+    if have >= n:
+        return
     finished = {STATES.index(s) for s in FINISHED_TARGETS}
-    young_first = np.argsort(-created) if state not in finished else rng.permutation(len(target))
-    for i in young_first.tolist():
+    # The youngest first (the plan is in order of reporting), or at random; walked
+    # lazily, as a few cases are enough.
+    if state in finished:
+        order = (int(i) for i in rng.permutation(len(target)))
+    else:
+        order = iter(range(len(target) - 1, -1, -1))
+    for i in order:
         if have >= n:
             break
         if target[i] == state or fixed[i]:
@@ -738,10 +769,6 @@ def _ensure(ctx, rng, target, grid, created, fixed, codes, state: int, n: int) -
 
 
 # --- one case's story ------------------------------------------------------------------
-
-
-def _step_of(state: str) -> str:
-    return workflow.STATE_STEP.get(state, "")
 
 
 def _path(
@@ -923,132 +950,194 @@ def _restarts_clock(action: str) -> bool:
     return action not in workflow.KEEPS_CLOCK_ACTIONS and action not in (A.SUSPEND, A.RESUME)
 
 
-def _working_before(calendar, end: datetime, seconds: float) -> datetime:
-    """The latest moment from which ``seconds`` of working time pass until ``end``."""
-    if seconds <= 0:
-        return end
-    lo = end - timedelta(seconds=seconds * 4.5 + 3 * 86400)
-    for _attempt in range(12):
-        if calendar.working_seconds_between(lo, end) >= seconds:
-            break
-        lo -= timedelta(seconds=seconds * 4.5 + 10 * 86400)
-    hi = end
-    while (hi - lo).total_seconds() > 1:
-        mid = lo + (hi - lo) / 2
-        if calendar.working_seconds_between(mid, end) >= seconds:
-            lo = mid
+# --- instants ----------------------------------------------------------------------------
+# While a batch is built every instant is an integer: microseconds since 1970 UTC
+# (core.calendar.to_us). The compiled calendar does the working-time arithmetic on
+# them and gives the work calendar's answers to the microsecond, so the deadlines
+# equal what the services compute from the stored times.
+
+US = 1_000_000
+DAY_US = 86_400 * US
+_EPOCH_NAIVE = datetime(1970, 1, 1)
+
+
+# "HH:MM:SS" at each second of a day.
+_CLOCK = [f"{h:02d}:{m:02d}:{s:02d}" for h in range(24) for m in range(60) for s in range(60)]
+
+
+def _datetime_adapter(vendor: str) -> Callable[[int | None], object]:
+    """Microseconds → the value a DateTimeField column takes on this database.
+
+    SQLite stores an aware datetime as ``str()`` of it in naive UTC (the
+    microseconds only when there are some); PostgreSQL's COPY reads the same
+    text with "+00". Written here from a day and a second of the day, a few
+    times faster than through a datetime.
+    """
+    days: dict[int, str] = {}
+    suffix = "+00" if vendor == "postgresql" else ""
+    if vendor not in ("sqlite", "postgresql"):
+        ops = connection.ops
+
+        def adapt(us):
+            return None if us is None else ops.adapt_datetimefield_value(from_us(us))
+
+        return adapt
+
+    # A deadline is written once per timeline entry while its step runs: kept.
+    known: dict[int, str] = {}
+
+    def adapt(us, _clock=_CLOCK, _days=days, _suffix=suffix, _known=known):
+        if us is None:
+            return None
+        text = _known.get(us)
+        if text is not None:
+            return text
+        seconds, micro = divmod(us, US)
+        day, second = divmod(seconds, 86_400)
+        prefix = _days.get(day)
+        if prefix is None:
+            prefix = _days[day] = f"{_EPOCH_NAIVE + timedelta(days=day):%Y-%m-%d} "
+        if micro:
+            text = _known[us] = f"{prefix}{_clock[second]}.{micro:06d}{_suffix}"
         else:
-            hi = mid
-    return lo
+            text = _known[us] = f"{prefix}{_clock[second]}{_suffix}"
+        return text
+
+    return adapt
+
+
+def _iso(us: int) -> str:
+    """As ``datetime.isoformat()`` of the instant in UTC (what the services put in data)."""
+    return from_us(us).isoformat()
 
 
 @dataclass
 class Built:
-    """One batch, ready to write: case field dicts, their events and notices."""
+    """One batch, ready to write: each case's row (without id, number and duplicate of),
+    its timeline's and notices' rows (without the case), written as they are."""
 
     first: int
-    cases: list[dict] = field(default_factory=list)
+    cases: list[tuple] = field(default_factory=list)
+    # (local date of the report, kind, class code) per case: its number.
+    numbering: list[tuple[date, str, str]] = field(default_factory=list)
     events: list[list[tuple]] = field(default_factory=list)
     notices: list[list[tuple]] = field(default_factory=list)
-    # (case index, merged-into case index) within the batch.
-    merges: list[tuple[int, int]] = field(default_factory=list)
+    # (case index, merged-into case index, the merge entry's index, its data,
+    # the report's data when it names the duplicate) within the batch.
+    merges: list[tuple] = field(default_factory=list)
+    # (case index, bytes drawn for its tracking link's secret) of residents' cases.
+    tokens: list[tuple[int, bytes]] = field(default_factory=list)
     states: Counter = field(default_factory=Counter)
 
 
 class _Story:
     """A case's fields as the services leave them, and its timeline, action by action."""
 
-    def __init__(self, ctx: Context, cls: Class, grid: Grid, urgency: str, rnd: random.Random):
-        self.ctx, self.cls, self.grid, self.urgency, self.rnd = ctx, cls, grid, urgency, rnd
-        self.limits = cls.limits
-        self.events: list[tuple] = []
-        self.notices: list[tuple] = []
+    __slots__ = (
+        "b", "ctx", "cal", "grid", "rnd", "limits", "main", "events", "notices", "f", "yellow_due"
+    )  # fmt: skip
+
+    def __init__(self, builder: _Builder, cls: Class, grid: Grid, urgency: str):
+        self.b, self.ctx, self.cal = builder, builder.ctx, builder.cal
+        self.grid, self.rnd = grid, builder.rnd
+        self.limits, self.main = builder.limits(cls, urgency)
+        self.events: list[list] = []
+        self.notices: list[list] = []
         self.f: dict = {}
-        self._last_at: datetime | None = None
+        # (start, deadline) of the running step whose yellow moment is still to be
+        # worked out: only the last step's is kept, and a resumed one's is moved.
+        self.yellow_due: tuple[int, int] | None = None
 
-    # deadlines, as services._step_fields and _overall_deadline set them
-    def _deadline(self, step: str, start: datetime) -> datetime | None:
-        limit = self.limits.get((step, self.urgency)) if step else None
-        return limit.deadline_from(start, self.ctx.calendar) if limit is not None else None
+    # deadlines, as services._step_fields, _overall_deadline and sla.yellow_from set them
+    def _deadline(self, step: str, start: int) -> int | None:
+        limit = self.limits.get(step)
+        if limit is None:
+            return None
+        if limit[0]:
+            return self.cal.add_working_days_us(start, limit[1])
+        return self.cal.add_working_hours_us(start, limit[1])
 
-    def _step_fields(self, state: str, start: datetime) -> None:
-        f, cal = self.f, self.ctx.calendar
-        step = _step_of(state)
-        deadline = self._deadline(step, start)
+    def _yellow(self, start: int, deadline: int) -> int:
+        cal = self.cal
+        allowed = cal.working_seconds_between_us(start, deadline)
+        if allowed <= 0:
+            return start
+        return min(
+            deadline, cal.add_working_hours_us(start, self.ctx.yellow_ratio * allowed / 3600)
+        )
+
+    def _resumed(self, deadline: int | None, paused_at: int, now: int) -> int | None:
+        # services._resumed
+        if deadline is None:
+            return None
+        left = self.cal.working_seconds_between_us(paused_at, deadline)
+        if left <= 0:
+            return deadline
+        return self.cal.add_working_hours_us(now, left / 3600)
+
+    def settle_yellow(self) -> None:
+        """The running step's yellow moment, as sla.yellow_from sets it."""
+        if self.yellow_due is not None:
+            self.f["step_yellow_at"] = self._yellow(*self.yellow_due)
+            self.yellow_due = None
+
+    def _step_fields(self, state: str, start: int) -> None:
+        f = self.f
+        step = STATE_STEP.get(state, "")
+        deadline = self._deadline(step, start) if step else None
         f["step"] = step
         f["step_started_at"] = start if step else None
         f["step_deadline"] = deadline
-        f["step_yellow_at"] = (
-            yellow_from(
-                started_at=start,
-                deadline=deadline,
-                yellow_ratio=self.ctx.yellow_ratio,
-                calendar=cal,
-            )
-            if deadline is not None
-            else None
-        )
+        f["step_yellow_at"] = None
+        self.yellow_due = (start, deadline) if deadline is not None else None
         f["step_overdue"] = False
 
-    def _overall(self, start: datetime) -> datetime | None:
-        moment, limited = start, False
-        for step in workflow.MAIN_PATH_STEPS:
-            due = self._deadline(step, moment)
-            if due is not None:
-                moment, limited = due, True
-        return moment if limited else None
+    def _overall(self, start: int) -> int | None:
+        if not self.main:
+            return None
+        cal, moment = self.cal, start
+        for in_days, amount in self.main:
+            if in_days:
+                moment = cal.add_working_days_us(moment, amount)
+            else:
+                moment = cal.add_working_hours_us(moment, amount)
+        return moment
 
     # the overdue sweep, between two moments
-    def sweep_until(self, until: datetime, *, inclusive: bool) -> None:
+    def sweep_until(self, until: int, *, inclusive: bool) -> None:
         f = self.f
         while f["state"] in SWEPT:
-            passed = []
-            if not f["step_overdue"] and f["step_deadline"] is not None:
-                passed.append(f["step_deadline"])
-            if not f["overdue"] and f["deadline"] is not None:
-                passed.append(f["deadline"])
-            if not passed:
-                return
-            due = min(passed)
-            after = max(due, self._last_at)
-            at = after + timedelta(seconds=self.rnd.uniform(1, 60))
+            step_due = None if f["step_overdue"] else f["step_deadline"]
+            all_due = None if f["overdue"] else f["deadline"]
+            if step_due is None:
+                if all_due is None:
+                    return
+                due = all_due
+            elif all_due is None or step_due <= all_due:
+                due = step_due
+            else:
+                due = all_due
+            last = self.events[-1][0]
+            at = (due if due > last else last) + int(self.rnd.uniform(1, 60) * US)
             if inclusive:
                 if due > until:
                     return
                 at = min(at, until)
             elif at >= until:
                 return
-            marked_step = (
-                not f["step_overdue"]
-                and f["step_deadline"] is not None
-                and f["step_deadline"] <= at
-            )
-            marked_all = not f["overdue"] and f["deadline"] is not None and f["deadline"] <= at
+            marked_step = step_due is not None and step_due <= at
+            marked_all = all_due is not None and all_due <= at
             if not (marked_step or marked_all):
                 return
             f["step_overdue"] = f["step_overdue"] or marked_step
             f["overdue"] = f["overdue"] or marked_all
+            data = {"step": f["step"], "step_overdue": marked_step, "overall_overdue": marked_all}
+            state = f["state"]
             self.events.append(
-                (
-                    at,
-                    None,
-                    "",
-                    "",
-                    "overdue",
-                    f["state"],
-                    f["state"],
-                    "",
-                    f["step_deadline"],
-                    {
-                        "step": f["step"],
-                        "step_overdue": marked_step,
-                        "overall_overdue": marked_all,
-                    },
-                )
+                [at, None, "", "", "overdue", state, state, "", f["step_deadline"], data]
             )
-            self._last_at = at
 
-    def report(self, at: datetime, actor: tuple, source: str, suggested: int | None) -> None:
+    def report(self, at: int, actor: tuple, source: str, suggested: int | None) -> None:
         f = self.f
         f.update(
             state=S.REPORTED,
@@ -1078,7 +1167,7 @@ class _Story:
         if suggested is not None:
             data["suggested_department"] = self.ctx.departments[suggested][0]
         self.events.append(
-            (
+            [
                 at,
                 actor[0],
                 actor[1],
@@ -1089,53 +1178,34 @@ class _Story:
                 "",
                 f["step_deadline"],
                 data,
-            )
-        )
-        self._last_at = at
-
-    def _task_assignee(self, exclude_id: int | None) -> int | None:
-        workers = [w for w in self.grid.workers if w != exclude_id]
-        if not workers and not self.grid.workers:
-            workers = self._holders("grid_worker", exclude_id)
-        if not workers and exclude_id is not None:
-            workers = [w for w in self.grid.leaders if w != exclude_id] or self._holders(
-                "grid_leader", exclude_id
-            )
-        return workers[0] if workers else None
-
-    def _holders(self, role: str, exclude_id: int | None) -> list[int]:
-        return sorted(
-            {
-                h.user_id
-                for h in self.ctx.holds
-                if h.role == role
-                and self.grid.code.startswith(h.prefix)
-                and h.user_id != exclude_id
-            }
+            ]
         )
 
-    def act(self, action: str, at: datetime, actor: tuple, *, note: str = "", **inputs) -> None:
-        f, ctx, cal = self.f, self.ctx, self.ctx.calendar
+    def act(self, action: str, at: int, actor: tuple, note: str = "", given=None) -> None:
+        """Take ``action``; ``given`` is its input: the department (dispatch), the time
+        asked for (postpone_request)."""
+        f, ctx = self.f, self.ctx
         self.sweep_until(at, inclusive=False)
         from_state = f["state"]
-        transition = workflow.TRANSITIONS[(from_state, action)]
-        to_state = f["suspended_from"] if transition.to == workflow.PREVIOUS else transition.to
+        transition = TRANSITIONS[(from_state, action)]
+        to_state = f["suspended_from"] if transition.to == PREVIOUS else transition.to
         f["state"] = to_state
         f["updated_at"] = at
         data: dict = {}
         if action == A.RESUME:
             paused = f["suspended_at"]
+            self.settle_yellow()
             for name in ("step_deadline", "step_yellow_at", "deadline"):
-                f[name] = _resumed(f[name], paused_at=paused, now=at, calendar=cal)
+                f[name] = self._resumed(f[name], paused, at)
             f["suspended_from"], f["suspended_at"] = "", None
         elif action == A.SUSPEND:
             f["suspended_from"], f["suspended_at"] = from_state, at
-        elif action not in workflow.KEEPS_CLOCK_ACTIONS:
+        elif action not in KEEPS_CLOCK:
             self._step_fields(to_state, at)
 
         if action == A.DISPATCH:
-            f["department_id"] = inputs["department"]
-            data["department"] = ctx.departments[inputs["department"]][0]
+            f["department_id"] = given
+            data["department"] = ctx.departments[given][0]
         elif action == A.SEND_BACK:
             old = f["department_id"]
             f["department_id"] = None
@@ -1153,25 +1223,21 @@ class _Story:
         elif action == A.REOPEN:
             f["closed_at"] = None
         elif action == A.POSTPONE_REQUEST:
-            f["postpone_until"] = inputs["until"]
-            data["until"] = inputs["until"].isoformat()
+            f["postpone_until"] = given
+            data["until"] = _iso(given)
         elif action == A.POSTPONE_APPROVE:
             granted = f["postpone_until"]
             f["postpone_until"] = None
             f["postpone_count"] += 1
             f["step_deadline"] = granted
-            f["step_yellow_at"] = yellow_from(
-                started_at=f["step_started_at"] or at,
-                deadline=granted,
-                yellow_ratio=ctx.yellow_ratio,
-                calendar=cal,
-            )
+            f["step_yellow_at"] = None
+            self.yellow_due = (f["step_started_at"] or at, granted)
             f["step_overdue"] = granted <= at
             if f["deadline"] is None or f["deadline"] < granted:
                 f["deadline"] = granted
-            data["until"] = granted.isoformat()
+            data["until"] = _iso(granted)
         elif action == A.POSTPONE_REJECT:
-            data["until"] = f["postpone_until"].isoformat()
+            data["until"] = _iso(f["postpone_until"])
             f["postpone_until"] = None
         elif action == A.SUPERVISE:
             f["supervise_count"] += 1
@@ -1192,102 +1258,82 @@ class _Story:
             data["department"] = ctx.departments[old][0] if old else None
 
         if to_state == S.VERIFYING:
-            f["assignee_id"] = self._task_assignee(None)
+            f["assignee_id"] = self.b.task_assignee(self.grid, None)
         elif to_state == S.HANDLED:
             on_spot = actor[0] if action == A.HANDLE_ON_SPOT else f["handled_on_spot_by_id"]
-            f["assignee_id"] = self._task_assignee(on_spot)
+            f["assignee_id"] = self.b.task_assignee(self.grid, on_spot)
         elif to_state != from_state:
             f["assignee_id"] = None
         if to_state in (S.VERIFYING, S.HANDLED) and f["assignee_id"] is not None:
             data["assignee"] = ctx.usernames.get(f["assignee_id"], "")
         f["version"] += 1
         self.events.append(
-            (
-                at,
-                actor[0],
-                actor[1],
-                actor[2],
-                action,
-                from_state,
-                to_state,
-                note,
-                f["step_deadline"],
-                data,
-            )
-        )
-        self._last_at = at
-        if ctx.notices:
+            [at, actor[0], actor[1], actor[2], action, from_state, to_state, note,
+             f["step_deadline"], data]
+        )  # fmt: skip
+        if ctx.notices and (action in NOTIFYING or to_state in TASK_STATES):
             self._notify(action, at, actor)
 
-    def _notify(self, action: str, at: datetime, actor: tuple) -> None:
-        f = self.f
-        number = "{number}"
+    def _notify(self, action: str, at: int, actor: tuple) -> None:
+        f, b = self.f, self.b
+        texts = b.texts
         if action == A.SUPERVISE:
-            recipients = self._department_staff() or self._scope_staff(workflow.DISPATCHING)
-            text = _("Case %(number)s is supervised by %(leader)s.") % {
-                "number": number,
-                "leader": actor[1],
-            }
+            recipients = b.department_staff(f["department_id"]) or b.scope_staff(
+                DISPATCHING, self.grid
+            )
+            text = texts["supervised"] % {"number": "{number}", "leader": actor[1]}
             self._send(recipients, CaseNotice.Kind.SUPERVISED, text, at)
         elif action == A.POSTPONE_REQUEST:
-            text = _("The department asks for more time on case %(number)s.") % {"number": number}
             self._send(
-                self._scope_staff(workflow.APPROVING - {"leader"}),
+                b.scope_staff(APPROVING_STAFF, self.grid),
                 CaseNotice.Kind.POSTPONE,
-                text,
+                texts["postpone_request"],
                 at,
             )
         elif action in (A.POSTPONE_APPROVE, A.POSTPONE_REJECT):
-            text = (
-                _("More time on case %(number)s was granted.")
-                if action == A.POSTPONE_APPROVE
-                else _("More time on case %(number)s was refused.")
-            ) % {"number": number}
-            self._send(self._department_staff(), CaseNotice.Kind.POSTPONE, text, at)
+            text = texts["granted" if action == A.POSTPONE_APPROVE else "refused"]
+            self._send(b.department_staff(f["department_id"]), CaseNotice.Kind.POSTPONE, text, at)
         if f["assignee_id"] is not None and f["state"] in (S.VERIFYING, S.HANDLED):
-            text = (
-                _("Verify case %(number)s on site.")
-                if f["state"] == S.VERIFYING
-                else _("Check case %(number)s on site.")
-            ) % {"number": number}
+            text = texts["verify" if f["state"] == S.VERIFYING else "check"]
             self._send([f["assignee_id"]], CaseNotice.Kind.TASK, text, at)
 
-    def _department_staff(self) -> list[int]:
-        department = self.f["department_id"]
-        if department is None:
-            return []
-        return sorted(
-            {
-                h.user_id
-                for h in self.ctx.holds
-                if h.department_id == department and h.role in workflow.DEPARTMENT
-            }
-        )
-
-    def _scope_staff(self, roles) -> list[int]:
-        return sorted(
-            {
-                h.user_id
-                for h in self.ctx.holds
-                if h.role in roles and self.grid.code.startswith(h.prefix)
-            }
-        )
-
-    def _send(self, recipients, kind: str, text: str, at: datetime) -> None:
+    def _send(self, recipients, kind: str, text: str, at: int) -> None:
         for user_id in recipients:
             # read_at is decided once the story ends
             self.notices.append([user_id, kind, text, at, None])
 
 
-def _token(rnd: random.Random) -> str:
-    """A tracking link's secret, as secrets.token_urlsafe(24) makes one (from the seed)."""
-    return base64.urlsafe_b64encode(rnd.randbytes(24)).rstrip(b"=").decode()
+TRANSITIONS = workflow.TRANSITIONS
+PREVIOUS = workflow.PREVIOUS
+STATE_STEP = workflow.STATE_STEP
+KEEPS_CLOCK = workflow.KEEPS_CLOCK_ACTIONS
+DISPATCHING = frozenset(workflow.DISPATCHING)
+APPROVING_STAFF = frozenset(workflow.APPROVING - {"leader"})
+# Actions that tell someone, and states whose task is given to someone.
+NOTIFYING = frozenset({A.SUPERVISE, A.POSTPONE_REQUEST, A.POSTPONE_APPROVE, A.POSTPONE_REJECT})
+TASK_STATES = frozenset({S.VERIFYING, S.HANDLED})
 
 
-def _resumed(deadline, *, paused_at, now, calendar):
-    from .services import _resumed as resumed
+def _notice_texts() -> dict[str, str]:
+    """The notices' wording in the active language, "{number}" standing for the number."""
+    number = {"number": "{number}"}
+    return {
+        # The leader's name is put in per notice.
+        "supervised": _("Case %(number)s is supervised by %(leader)s."),
+        "postpone_request": _("The department asks for more time on case %(number)s.") % number,
+        "granted": _("More time on case %(number)s was granted.") % number,
+        "refused": _("More time on case %(number)s was refused.") % number,
+        "verify": _("Verify case %(number)s on site.") % number,
+        "check": _("Check case %(number)s on site.") % number,
+    }
 
-    return resumed(deadline, paused_at=paused_at, now=now, calendar=calendar)
+
+def _token(secret: bytes, case_id: int) -> str:
+    """A tracking link's secret, shaped as secrets.token_urlsafe(24) makes one: from bytes
+    drawn from the seed and the case's id, so that another run with the same seed (and
+    other ids) gives other secrets."""
+    digest = hashlib.blake2b(secret + case_id.to_bytes(8, "big"), digest_size=24).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
 # --- building a batch ----------------------------------------------------------------
@@ -1302,6 +1348,15 @@ STEP_MEDIAN, STEP_SIGMA = 0.28, 0.7
 
 
 def _limit_seconds(ctx: Context, cls: Class, step: str, urgency: str) -> float:
+    """The working seconds a step of the class may take (two hours without a limit)."""
+    key = ("limit", cls.id, step, urgency)
+    found = ctx._reach.get(key)
+    if found is None:
+        found = ctx._reach[key] = _step_seconds(ctx, cls, step, urgency)
+    return found
+
+
+def _step_seconds(ctx: Context, cls: Class, step: str, urgency: str) -> float:
     limit = cls.limits.get((step, urgency)) if step else None
     if limit is None:
         return 2 * 3600.0
@@ -1316,7 +1371,7 @@ def _delay(ctx: Context, rnd: random.Random, action: str, cls: Class, state: str
         return rnd.uniform(2, 25) * ctx.calendar.day_seconds
     if action == A.REOPEN:
         return rnd.uniform(0.1, 1.5) * ctx.calendar.day_seconds
-    limit = _limit_seconds(ctx, cls, _step_of(state), urgency)
+    limit = _limit_seconds(ctx, cls, STATE_STEP.get(state, ""), urgency)
     if action == A.ACCEPT:
         return limit * min(_lognormal(rnd, 0.06, 0.8), 2.0)
     if action in (A.POSTPONE_REQUEST, A.POSTPONE_APPROVE, A.POSTPONE_REJECT, A.SUPERVISE):
@@ -1332,28 +1387,27 @@ LIGHT_WEIGHTS_OLD = (("green", 0.12), ("yellow", 0.05), ("red", 0.83))
 
 
 def _times(
-    ctx: Context,
-    rnd: random.Random,
-    created: datetime,
+    b: _Builder,
+    created: int,
     actions: list[str],
     states: list[str],
     cls: Class,
     urgency: str,
-) -> list[datetime]:
+) -> list[int]:
     """When each action is taken: in working time, all before now.
 
     An open case's current step is placed so that its light is green, yellow
     or red as drawn; everything before it fits between the report and that.
     """
-    cal, now = ctx.calendar, ctx.now
+    ctx, cal, now, rnd = b.ctx, b.cal, b.now, b.rnd
     n = len(actions)
     if n == 0:
         return []
     delays = [_delay(ctx, rnd, a, cls, states[i], urgency) for i, a in enumerate(actions)]
     final = states[-1]
-    end = now - timedelta(seconds=rnd.uniform(60, 1800))
+    end = now - int(rnd.uniform(60, 1800) * US)
     if end <= created:
-        end = created + (now - created) * 0.9
+        end = created + int((now - created) * 0.9)
     # The index of the action that started the current step's clock.
     k = None
     if final in LIT:
@@ -1364,74 +1418,84 @@ def _times(
             if actions[i] in (A.SUSPEND, A.RESUME):
                 break
     if k is not None:
-        age_days = (now - created).total_seconds() / 86400
+        age_days = (now - created) / DAY_US
         weights = LIGHT_WEIGHTS_YOUNG if age_days < 3 else LIGHT_WEIGHTS_OLD
         light = rnd.choices([w[0] for w in weights], [w[1] for w in weights])[0]
-        span = _limit_seconds(ctx, cls, _step_of(states[k + 1]), urgency)
+        span = _limit_seconds(ctx, cls, STATE_STEP.get(states[k + 1], ""), urgency)
         if light == "green":
             elapsed = span * rnd.uniform(0.03, ctx.yellow_ratio * 0.95)
         elif light == "yellow":
             elapsed = span * rnd.uniform(ctx.yellow_ratio + 0.02, 0.97)
         else:
             elapsed = span * (1.05 + _lognormal(rnd, 0.6, 1.2))
-        available = cal.working_seconds_between(created, end)
+        available = cal.working_seconds_between_us(created, end)
         if elapsed < available * 0.97:
-            start = _working_before(cal, end, elapsed)
-            head = _fit(ctx, rnd, created, start, delays[: k + 1], exact_end=True)
+            start = cal.working_before_us(end, elapsed)
+            head = _fit(cal, rnd, created, start, delays[: k + 1], exact_end=True)
             if head is not None:
-                tail = _spread(ctx, rnd, start, end, delays[k + 1 :])
+                tail = _spread(cal, rnd, start, end, delays[k + 1 :])
                 if tail is not None:
                     return head + tail
-    times = _fit(ctx, rnd, created, end, delays, exact_end=False)
+    times = _fit(cal, rnd, created, end, delays, exact_end=False)
     if times is None:
         # Too little time (a report minutes ago): spread over the wall clock.
         gaps = sorted(rnd.uniform(0.05, 0.95) for _i in range(n))
-        times = [created + (end - created) * g for g in gaps]
+        times = [created + int((end - created) * g) for g in gaps]
     return times
 
 
-def _fit(ctx, rnd, start: datetime, end: datetime, delays: list[float], *, exact_end: bool):
+def _fit(cal, rnd, start: int, end: int, delays: list[float], *, exact_end: bool):
     """Times after ``start`` separated by ``delays`` in working time, all before ``end``
     (the last exactly at ``end`` with ``exact_end``); scaled down to fit; None if they cannot."""
-    cal = ctx.calendar
     total = sum(delays)
-    available = cal.working_seconds_between(start, end)
+    available = cal.working_seconds_between_us(start, end)
     if available < 60 * len(delays):
         return None
     if exact_end or total > available * 0.98:
         scale = available * (1.0 if exact_end else rnd.uniform(0.5, 0.95)) / total
         delays = [d * scale for d in delays]
+    add = cal.add_working_hours_us
     times, t = [], start
     for d in delays:
-        t = cal.add_working_hours(t, d / 3600)
+        t = add(t, d / 3600)
         times.append(t)
     if exact_end:
         times[-1] = end
-    for i in range(len(times)):
-        floor = (times[i - 1] if i else start) + timedelta(seconds=1)
-        if times[i] < floor:
+    floor = start
+    for i, t in enumerate(times):
+        floor += US
+        if t < floor:
             times[i] = floor
+        else:
+            floor = t
     if times[-1] > end:
         return None
     return times
 
 
-def _spread(ctx, rnd, start: datetime, end: datetime, delays: list[float]):
+def _spread(cal, rnd, start: int, end: int, delays: list[float]):
     """Times of the actions that keep the clock, between the step's start and ``end``."""
     if not delays:
         return []
-    cal = ctx.calendar
-    available = cal.working_seconds_between(start, end)
+    available = cal.working_seconds_between_us(start, end)
     total = sum(delays)
     if total > available * 0.95:
         if available < 60 * len(delays):
             return None
         delays = [d * available * rnd.uniform(0.5, 0.95) / total for d in delays]
+    add = cal.add_working_hours_us
     times, t = [], start
     for d in delays:
-        t = max(cal.add_working_hours(t, d / 3600), t + timedelta(seconds=1))
+        t = max(add(t, d / 3600), t + US)
         times.append(t)
     return times if times[-1] < end else None
+
+
+# Model columns that hold an instant (written from microseconds).
+def _datetime_columns(model) -> frozenset[str]:
+    return frozenset(
+        f.attname for f in model._meta.concrete_fields if f.get_internal_type() == "DateTimeField"
+    )
 
 
 class _Builder:
@@ -1442,34 +1506,114 @@ class _Builder:
         self.rnd = random.Random(plan.seed * 1_000_003 + lo)
         self.np = np.random.default_rng([plan.seed, lo])
         self.built = Built(first=lo)
+        self.cal = ctx.compiled or _compile_calendar(ctx, plan)
+        self.now = to_us(ctx.now)
+        self.texts = _notice_texts()
+        self.dt = _datetime_adapter(connection.vendor)
+        names = CASE_COLUMNS[3:]
+        self.case_values = itemgetter(*names)
+        instants = _datetime_columns(Case)
+        self.case_instants = [i for i, name in enumerate(names) if name in instants]
         # Per grid, the batch's earlier cases: (index in batch, class id, created, final time, lat, lng).
         self.recent: dict[int, list] = defaultdict(list)
+        self._limits: dict = {}
+        # Who may act and who is told, per grid: kept in the context from batch to batch.
+        self._actors: dict = ctx._reach.setdefault("builder_actors", {})
+        self._staff: dict = ctx._reach.setdefault("builder_staff", {})
+
+    def limits(self, cls: Class, urgency: str) -> tuple[dict, list]:
+        """The class's limits for ``urgency``: step → (in working days?, amount), and those
+        of the main path's steps in order (the overall deadline)."""
+        key = (cls.id, urgency)
+        found = self._limits.get(key)
+        if found is None:
+            own = {}
+            for step in Step.values:
+                limit = cls.limits.get((step, urgency))
+                if limit is not None:
+                    days = limit.unit == TimeLimit.Unit.WORKING_DAYS
+                    own[step] = (days, int(limit.amount) if days else float(limit.amount))
+            main = [own[step] for step in workflow.MAIN_PATH_STEPS if step in own]
+            found = self._limits[key] = (own, main)
+        return found
 
     # actors
     def actor(self, action, state, grid, department, level, *, prefer=None, exclude=None) -> tuple:
-        ctx = self.ctx
-        allowed = (
-            workflow.REPORT_ROLES
-            if action.startswith("report")
-            else workflow.TRANSITIONS[(state, action)].roles
-        )
-        tiers = ctx.actors(
-            roles=_role_tiers(action, allowed),
-            grid=grid,
-            department_id=department,
-            escalated_level=level if state == S.ESCALATED else None,
-        )
+        escalated = level if state == S.ESCALATED else None
+        key = (action, state, grid.id, department, escalated)
+        tiers = self._actors.get(key)
+        if tiers is None:
+            allowed = (
+                workflow.REPORT_ROLES
+                if action.startswith("report")
+                else TRANSITIONS[(state, action)].roles
+            )
+            tiers = self._actors[key] = self.ctx.actors(
+                roles=_role_tiers(action, allowed),
+                grid=grid,
+                department_id=department,
+                escalated_level=escalated,
+            )
         for people in tiers:
-            choices = [p for p in people if p[0] != exclude]
+            choices = people if exclude is None else [p for p in people if p[0] != exclude]
             if prefer is not None:
                 for p in choices:
                     if p[0] == prefer:
                         return p
             if choices:
                 return choices[self.rnd.randrange(len(choices))]
-        if ctx.superuser is not None and ctx.superuser[0] != exclude:
-            return (ctx.superuser[0], ctx.superuser[1], "superuser")
+        superuser = self.ctx.superuser
+        if superuser is not None and superuser[0] != exclude:
+            return (superuser[0], superuser[1], "superuser")
         return (None, "", "")
+
+    def task_assignee(self, grid: Grid, exclude_id: int | None) -> int | None:
+        """Who gets the verify or check task, as services do: the grid's worker."""
+        key = ("task", grid.id, exclude_id)
+        if key in self._staff:
+            return self._staff[key]
+        workers = [w for w in grid.workers if w != exclude_id]
+        if not workers and not grid.workers:
+            workers = self._holders("grid_worker", grid, exclude_id)
+        if not workers and exclude_id is not None:
+            workers = [w for w in grid.leaders if w != exclude_id] or self._holders(
+                "grid_leader", grid, exclude_id
+            )
+        found = self._staff[key] = workers[0] if workers else None
+        return found
+
+    def _holders(self, role: str, grid: Grid, exclude_id: int | None) -> list[int]:
+        return sorted(
+            {
+                h.user_id
+                for h in self.ctx.holds
+                if h.role == role and grid.code.startswith(h.prefix) and h.user_id != exclude_id
+            }
+        )
+
+    def department_staff(self, department: int | None) -> list[int]:
+        if department is None:
+            return []
+        key = ("department", department)
+        found = self._staff.get(key)
+        if found is None:
+            found = self._staff[key] = sorted(
+                {
+                    h.user_id
+                    for h in self.ctx.holds
+                    if h.department_id == department and h.role in workflow.DEPARTMENT
+                }
+            )
+        return found
+
+    def scope_staff(self, roles: frozenset[str], grid: Grid) -> list[int]:
+        key = ("scope", roles, grid.id)
+        found = self._staff.get(key)
+        if found is None:
+            found = self._staff[key] = sorted(
+                {h.user_id for h in self.ctx.holds_over(grid.code) if h.role in roles}
+            )
+        return found
 
     def points(self) -> tuple[np.ndarray, np.ndarray, list[str]]:
         """A point inside its grid for every case of the batch (near a building when one is)."""
@@ -1518,20 +1662,26 @@ class _Builder:
         return lat, lng, place
 
     def build(self) -> Built:
-        plan = self.plan
+        plan, lo, hi = self.plan, self.lo, self.hi
         lat, lng, place = self.points()
-        for i in range(self.hi - self.lo):
-            j = self.lo + i
+        created = np.round(plan.created[lo:hi] * 1e6).astype(np.int64).tolist()
+        grids = plan.grid[lo:hi].tolist()
+        classes = plan.cls[lo:hi].tolist()
+        urgencies = plan.urgency[lo:hi].tolist()
+        sources = plan.source[lo:hi].tolist()
+        targets = plan.target[lo:hi].tolist()
+        lats, lngs = lat.tolist(), lng.tolist()
+        for i in range(hi - lo):
             self.one(
                 i,
-                created=datetime.fromtimestamp(float(plan.created[j]), tz=UTC),
-                grid_index=int(plan.grid[j]),
-                class_index=int(plan.cls[j]),
-                urgency=URGENCIES[int(plan.urgency[j])],
-                source=SOURCES[int(plan.source[j])],
-                target=STATES[int(plan.target[j])],
-                lat=float(lat[i]),
-                lng=float(lng[i]),
+                created=created[i],
+                grid_index=grids[i],
+                class_index=classes[i],
+                urgency=URGENCIES[urgencies[i]],
+                source=SOURCES[sources[i]],
+                target=STATES[targets[i]],
+                lat=lats[i],
+                lng=lngs[i],
                 place=place[i],
             )
         return self.built
@@ -1539,12 +1689,12 @@ class _Builder:
     def _rating_window(self, actions, times, states):
         """Nobody rates after the rating period: the sweep closes the case as satisfied
         by default once it ran out; a resident's rating comes within it."""
-        days = timedelta(days=self.ctx.rating_days)
+        days = self.ctx.rating_days * DAY_US
         for k, action in enumerate(actions):
             if action != A.RETURN_VISIT:
                 continue
             asked = times[k]
-            due = asked + days + timedelta(seconds=self.rnd.uniform(1, 60))
+            due = asked + days + int(self.rnd.uniform(1, 60) * US)
             if k + 1 < len(actions):
                 if times[k + 1] - asked >= days:
                     # Rated by the system at the end of the period, and nothing after it.
@@ -1553,11 +1703,11 @@ class _Builder:
                         [*times[: k + 1], due],
                         [*states[: k + 2], S.CLOSED],
                     )
-            elif due < self.ctx.now:
+            elif due < self.now:
                 return [*actions, A.RATE_SATISFIED], [*times, due], [*states, S.CLOSED]
         return actions, times, states
 
-    def _merge_target(self, grid: Grid, class_id, at: datetime, created: datetime):
+    def _merge_target(self, grid: Grid, class_id, at: int, created: int):
         """An earlier case still open at ``at``: in the same grid (the same class first),
         else in the same community, else (a sparse batch) in the same district."""
         best = None
@@ -1589,12 +1739,12 @@ class _Builder:
             while actions and A.DISPATCH in actions:
                 actions = actions[: actions.index(A.DISPATCH)]
         states = _states_along(actions)
-        times = _times(ctx, rnd, created, actions, states, cls, urgency)
+        times = _times(self, created, actions, states, cls, urgency)
         if public:
             actions, times, states = self._rating_window(actions, times, states)
         if A.REOPEN in actions:
             k = actions.index(A.REOPEN)
-            if times[k] - times[k - 1] > timedelta(days=ctx.reopen_days):
+            if times[k] - times[k - 1] > ctx.reopen_days * DAY_US:
                 # Too late to reopen (a long holiday in between): it stays closed.
                 actions, times, states = actions[:k], times[:k], states[: k + 1]
 
@@ -1614,7 +1764,7 @@ class _Builder:
                 if shapely.contains_xy(grid.shape, x, y):
                     lat, lng, nearby = y, x, True
 
-        story = _Story(ctx, cls, grid, urgency, rnd)
+        story = _Story(self, cls, grid, urgency)
         reporter_role_prefer = None
         if source == Source.GRID_WORKER and grid.workers:
             reporter_role_prefer = grid.workers[rnd.randrange(len(grid.workers))]
@@ -1639,10 +1789,10 @@ class _Builder:
         reporter_id = actor[0] if source == Source.GRID_WORKER or public else None
         chosen_department = department
         merge_data_event = None
+        f = story.f
+        rating_us = ctx.rating_days * DAY_US
         for action, at, state in zip(actions, times, states, strict=False):
-            f = story.f
-            level = f["level"]
-            inputs = {}
+            given = None
             prefer = exclude = None
             if action == A.DISPATCH:
                 if f["send_back_count"] and rnd.random() < 0.6:
@@ -1650,22 +1800,21 @@ class _Builder:
                     staffed = [d for d in others if d in ctx.dept_staffed] or others
                     if staffed:
                         chosen_department = staffed[rnd.randrange(len(staffed))]
-                inputs["department"] = chosen_department
+                given = chosen_department
             elif action == A.POSTPONE_REQUEST:
-                base = max(f["step_deadline"] or at, at)
-                inputs["until"] = ctx.calendar.add_working_days(base, rnd.randint(1, 5))
+                base = f["step_deadline"] or at
+                given = self.cal.add_working_days_us(max(base, at), rnd.randint(1, 5))
             elif action in (A.VERIFY_CONFIRM, A.CHECK_PASS, A.CHECK_FAIL):
                 prefer = f["assignee_id"]
                 exclude = f["handled_on_spot_by_id"]
             if action in (A.RATE_SATISFIED, A.RATE_UNSATISFIED):
-                system = action == A.RATE_SATISFIED and (
-                    at - story.events[-1][0] >= timedelta(days=ctx.rating_days)
-                )
+                system = action == A.RATE_SATISFIED and at - story.events[-1][0] >= rating_us
                 who = (None, "", "system") if system else (actor[0], actor[1], "resident")
             else:
                 who = self.actor(
-                    action, state, grid, f["department_id"], level, prefer=prefer, exclude=exclude
-                )
+                    action, state, grid, f["department_id"], f["level"], prefer=prefer,
+                    exclude=exclude,
+                )  # fmt: skip
                 if who[0] is None:
                     # Nobody may take the next step here: the case waits where it is.
                     break
@@ -1674,16 +1823,17 @@ class _Builder:
                 note = rnd.choice(NOTES[action])
             elif action in OPTIONAL_NOTES and rnd.random() < 0.35:
                 note = rnd.choice(OPTIONAL_NOTES[action])
-            story.act(action, at, who, note=note, **inputs)
+            story.act(action, at, who, note, given)
             if action == A.MERGE:
                 merge_data_event = len(story.events) - 1
-        final_state = story.f["state"]
-        story.sweep_until(ctx.now, inclusive=True)
+        final_state = f["state"]
+        story.sweep_until(self.now, inclusive=True)
+        story.settle_yellow()
 
-        f = story.f
+        events = story.events
         final_at = None
         if final_state in workflow.FINAL_STATES:
-            final_at = next(e[0] for e in reversed(story.events) if e[6] == final_state)
+            final_at = next(e[0] for e in reversed(events) if e[6] == final_state)
         # Reporter's contact: asked for on the hotline and the portal; erased after retention.
         name = phone = email = ""
         if source in (Source.HOTLINE, Source.PORTAL, Source.OPEN311, Source.API):
@@ -1695,8 +1845,8 @@ class _Builder:
                 email = f"{surname[1]}.{given[1]}{rnd.randrange(100)}@example.com"
         purged_at = None
         if final_at is not None:
-            purge = final_at + timedelta(days=ctx.retention_days, minutes=rnd.uniform(1, 90))
-            if purge <= ctx.now:
+            purge = final_at + ctx.retention_days * DAY_US + int(rnd.uniform(60, 5400) * US)
+            if purge <= self.now:
                 name = phone = email = ""
                 purged_at = purge
         address = (
@@ -1705,20 +1855,12 @@ class _Builder:
             else f"{grid.community}{grid.name}{rnd.randint(1, 199)}号"
         )
         description = f"{place or grid.name}发现{cls.name}，{rnd.choice(DETAILS)}。"
-        # Notices: read before the next step for a done task, some still unread.
-        for notice in story.notices:
-            sent = notice[3]
-            later = [e[0] for e in story.events if e[0] > sent and e[1] is not None]
-            if later:
-                notice[4] = sent + (min(later) - sent) * rnd.uniform(0.05, 0.9)
-            elif rnd.random() < 0.35:
-                gap = (ctx.now - sent) * rnd.uniform(0.05, 0.9)
-                notice[4] = sent + gap
         f.update(
             kind=cls.kind,
             category_id=cls.id,
             urgency=urgency,
             area_id=grid.id,
+            area_code=grid.code,
             description=description,
             lat=lat,
             lng=lng,
@@ -1730,24 +1872,52 @@ class _Builder:
             reporter_email=email,
             created_by_id=actor[0],
             idempotency_key="",
-            public_token=_token(rnd) if public else "",
+            public_token="",  # made once the case has its id (write_batch)
             reporter_purged_at=purged_at,
-            _code=cls.code,
         )
+        # The rows as written: instants as the database takes them, data as JSON.
+        dt = self.dt
+        row = list(self.case_values(f))
+        for k in self.case_instants:
+            row[k] = dt(row[k])
         b = self.built
-        b.cases.append(f)
-        b.events.append(story.events)
-        b.notices.append(story.notices)
+        if public:
+            b.tokens.append((i, rnd.randbytes(24)))
+        b.cases.append(tuple(row))
+        b.numbering.append((self.cal.local_date_us(created), cls.kind, cls.code))
+        dumps = json.dumps
+        b.events.append(
+            [(dt(e[0]), *e[1:8], dt(e[8]), dumps(e[9]) if e[9] else "{}") for e in events]
+        )  # fmt: skip
+        # Notices: read before the next step for a done task, some still unread.
+        notices = []
+        for user_id, kind, text, sent, _read in story.notices:
+            read_at = None
+            later = [e[0] for e in events if e[0] > sent and e[1] is not None]
+            if later:
+                read_at = sent + int((min(later) - sent) * rnd.uniform(0.05, 0.9))
+            elif rnd.random() < 0.35:
+                read_at = sent + int((self.now - sent) * rnd.uniform(0.05, 0.9))
+            notices.append((user_id, kind, text, dt(sent), dt(read_at)))
+        b.notices.append(notices)
         b.states[str(final_state)] += 1
         if merge_into is not None and merge_data_event is not None:
-            b.merges.append((i, merge_into[0], merge_data_event))
-            within = (created - merge_into[2]).total_seconds() <= cls.window_hours * 3600
-            if nearby and within and merge_into[1] == cls.id:
-                story.events[0][9]["duplicates"] = [merge_into[0]]
+            within = created - merge_into[2] <= cls.window_hours * 3600 * US
+            duplicates = events[0][9] if nearby and within and merge_into[1] == cls.id else None
+            b.merges.append(
+                (i, merge_into[0], merge_data_event, events[merge_data_event][9], duplicates)
+            )
         for key in (grid.code, grid.code[:12], grid.code[:6]):
             self.recent[key].append((i, cls.id, created, final_at, lat, lng))
             if len(self.recent[key]) > 40:
                 del self.recent[key][:10]
+
+
+def _compile_calendar(ctx: Context, plan: Plan):
+    """The work calendar compiled for the plan's reports up to a year after now."""
+    first = float(plan.created[0]) if len(plan) else ctx.now.timestamp()
+    start = datetime.fromtimestamp(first, tz=UTC) - timedelta(days=2)
+    return ctx.calendar.compiled(start, ctx.now + timedelta(days=400))
 
 
 # --- writing -------------------------------------------------------------------------
@@ -1769,43 +1939,130 @@ def _take_serials(day: date, kind: str, n: int) -> int:
     raise RuntimeError(f"could not take serials for {kind} on {day}")
 
 
+# SQLite's page cache while writing, in KiB: the hot pages of two dozen indexes of a
+# million cases (the default two megabytes would read them back again and again).
+SQLITE_CACHE_KIB = 262_144
+
+
 def write_batch(built: Built, ctx: Context) -> tuple[int, int, int]:
     """Write one batch in one transaction; (cases, events, notices) written."""
     from .services import case_number
 
-    tz = ctx.tz
+    outermost = not connection.in_atomic_block
     with transaction.atomic():
+        unchecked = _begin_batch(outermost=outermost)
         wanted: dict[tuple[date, str], list[int]] = defaultdict(list)
-        for i, f in enumerate(built.cases):
-            wanted[(f["created_at"].astimezone(tz).date(), f["kind"])].append(i)
+        for i, (day, kind, _code) in enumerate(built.numbering):
+            wanted[(day, kind)].append(i)
         numbers = [""] * len(built.cases)
         for (day, kind), indexes in sorted(wanted.items()):
             first = _take_serials(day, kind, len(indexes))
             for serial, i in enumerate(indexes, start=first):
-                code = built.cases[i]["_code"]
+                code = built.numbering[i][2]
                 numbers[i] = case_number(kind=kind, category_code=code, day=day, serial=serial)
         ids = _reserve_ids(Case, len(built.cases))
         merged_into = {}
-        for i, target, event_index in built.merges:
+        events = built.events
+        for i, target, event_index, data, duplicates in built.merges:
             merged_into[i] = ids[target]
-            built.events[i][event_index][9]["merged_into"] = numbers[target]
-            first = built.events[i][0][9]
-            if "duplicates" in first:
-                first["duplicates"] = [numbers[target]]
+            data["merged_into"] = numbers[target]
+            story = events[i]
+            story[event_index] = (*story[event_index][:9], json.dumps(data))
+            if duplicates is not None:
+                duplicates["duplicates"] = [numbers[target]]
+                story[0] = (*story[0][:9], json.dumps(duplicates))
         case_rows = [
-            (ids[i], numbers[i], merged_into.get(i), *(f[name] for name in CASE_COLUMNS[3:]))
-            for i, f in enumerate(built.cases)
+            (ids[i], numbers[i], merged_into.get(i), *row) for i, row in enumerate(built.cases)
         ]
-        _inserter(Case, CASE_COLUMNS).write(case_rows)
-        event_rows = [(ids[i], *entry) for i, story in enumerate(built.events) for entry in story]
-        _inserter(CaseEvent, EVENT_COLUMNS).write(event_rows)
+        for i, secret in built.tokens:
+            row = list(case_rows[i])
+            row[TOKEN_COLUMN] = _token(secret, ids[i])
+            case_rows[i] = tuple(row)
+        event_rows = [(ids[i], *entry) for i, story in enumerate(events) for entry in story]
         notice_rows = [
             (user_id, ids[i], kind, text.replace("{number}", numbers[i]), at, read_at)
             for i, rows in enumerate(built.notices)
             for user_id, kind, text, at, read_at in rows
         ]
-        _inserter(CaseNotice, NOTICE_COLUMNS).write(notice_rows)
+        tables = [
+            (_writer(Case, CASE_COLUMNS), case_rows),
+            (_writer(CaseEvent, EVENT_COLUMNS), event_rows),
+            (_writer(CaseNotice, NOTICE_COLUMNS), notice_rows),
+        ]
+        if unchecked:
+            _hold_references(tables)
+        for writer, rows in tables:
+            writer.write(rows)
     return len(case_rows), len(event_rows), len(notice_rows)
+
+
+def _begin_batch(*, outermost: bool) -> bool:
+    """Settings for the batch's transaction; True when the foreign keys are left unchecked.
+
+    SQLite gets a larger page cache. On PostgreSQL every row written would queue
+    one check per foreign key for the commit (a third of the write); when the
+    batch is a transaction of its own (the setting lasts until the outermost
+    transaction ends, so never inside a caller's), the role may do so and no
+    trigger of CivicGrid's own fires on insert into these tables, the
+    transaction turns them off (``session_replication_role`` replica, for this
+    transaction only) and :func:`_hold_references` does their work once for the
+    whole batch instead.
+    """
+    with connection.cursor() as cursor:
+        if connection.vendor == "sqlite":
+            cursor.execute(f"PRAGMA cache_size = -{SQLITE_CACHE_KIB}")
+        elif connection.vendor == "postgresql" and outermost and _may_skip_checks(cursor):
+            cursor.execute("SET LOCAL session_replication_role = replica")
+            return True
+    return False
+
+
+def _may_skip_checks(cursor) -> bool:
+    key = (connection.alias, connection.settings_dict.get("NAME"))
+    found = _SKIP_CHECKS.get(key)
+    if found is None:
+        tables = [m._meta.db_table for m in (Case, CaseEvent, CaseNotice)]
+        # tgtype & 4: fires on INSERT; the foreign keys' own triggers are internal.
+        cursor.execute(
+            "SELECT current_setting('is_superuser') = 'on' AND NOT EXISTS ("
+            " SELECT 1 FROM pg_trigger WHERE tgrelid = ANY(%s::regclass[])"
+            " AND NOT tgisinternal AND tgtype & 4 <> 0)",
+            [tables],
+        )
+        found = _SKIP_CHECKS[key] = bool(cursor.fetchone()[0])
+    return found
+
+
+_SKIP_CHECKS: dict = {}
+
+
+def _hold_references(tables: list[tuple[_Writer, list[tuple]]]) -> None:
+    """What the foreign key checks would do, once per batch: lock each grid, class,
+    department and person the rows refer to as a check locks it (FOR KEY SHARE, so
+    that nobody removes it before the commit), and refuse if one is gone. The cases
+    the timelines, notices and duplicates refer to are the batch's own."""
+    wanted: dict[tuple[str, str], set] = defaultdict(set)
+    for writer, rows in tables:
+        for position, table, column in writer.references:
+            wanted[(table, column)].update(row[position] for row in rows)
+    quote = connection.ops.quote_name
+    with connection.cursor() as cursor:
+        for (table, column), ids in sorted(wanted.items()):
+            ids.discard(None)
+            if not ids:
+                continue
+            cursor.execute(
+                f"SELECT {quote(column)} FROM {quote(table)} WHERE {quote(column)} = ANY(%s) "
+                "FOR KEY SHARE",
+                [sorted(ids)],
+            )
+            if len(cursor.fetchall()) != len(ids):
+                raise GenerationError(
+                    _(
+                        "A grid, class, department or person the cases refer to was removed "
+                        "while they were being generated: generate them again."
+                    )
+                )
 
 
 def _reserve_ids(model, n: int) -> list[int]:
@@ -1839,7 +2096,7 @@ def _reserve_ids(model, n: int) -> list[int]:
 
 # The columns of a case as the stories hold them (after id, number and merged_into).
 CASE_COLUMNS = (
-    "id", "number", "merged_into_id", "kind", "category_id", "urgency", "area_id", "level",
+    "id", "number", "merged_into_id", "kind", "category_id", "urgency", "area_id", "area_code", "level",
     "state", "version", "description", "lat", "lng", "address", "source", "reporter_id",
     "reporter_name", "reporter_phone", "reporter_email", "created_by_id", "idempotency_key",
     "department_id", "step", "step_started_at", "step_deadline", "step_yellow_at", "deadline",
@@ -1865,19 +2122,21 @@ EVENT_COLUMNS = (
     "data",
 )
 NOTICE_COLUMNS = ("recipient_id", "case_id", "kind", "text", "created_at", "read_at")
+TOKEN_COLUMN = CASE_COLUMNS.index("public_token")
 
 
-class _Inserter:
-    """Appends rows of one model with one multi-row ``executemany`` INSERT.
+class _Writer:
+    """Appends rows of one model: COPY on PostgreSQL, one multi-row ``executemany``
+    INSERT elsewhere.
 
     The timeline entries and notices are nine rows in ten of a generation;
     ``bulk_create`` spends most of its time compiling every value of every
-    row through the fields, so these rows are adapted here the way the fields
-    would adapt them (datetimes as the backend stores them, JSON as text) and
-    sent as one prepared statement. Columns not given take the field's
-    default, so a field added to the model later is filled as bulk_create
-    would fill it. The cases themselves go the same way, with their ids
-    reserved first (:func:`_reserve_ids`) so that their timelines can name them.
+    row through the fields, so the builder makes the rows the way the fields
+    would adapt them (instants as the backend stores them, JSON as text) and
+    they are sent as they are. Columns not given take the field's default, so
+    a field added to the model later is filled as bulk_create would fill it.
+    The cases themselves go the same way, with their ids reserved first
+    (:func:`_reserve_ids`) so that their timelines can name them.
     """
 
     def __init__(self, model, given: tuple[str, ...]):
@@ -1886,55 +2145,46 @@ class _Inserter:
         missing = [f for f in fields if f.attname not in given]
         self.defaults = tuple(f.get_db_prep_save(f.get_default(), connection) for f in missing)
         columns = [by_name[name].column for name in given] + [f.column for f in missing]
+        # (position, table, column) of each foreign key given, but those to cases.
+        self.references = [
+            (i, f.related_model._meta.db_table, f.target_field.column)
+            for i, f in enumerate(by_name[name] for name in given)
+            if f.is_relation and f.related_model is not Case
+        ]
         quote = connection.ops.quote_name
-        self.sql = (
-            f"INSERT INTO {quote(model._meta.db_table)} "
-            f"({', '.join(quote(c) for c in columns)}) "
-            f"VALUES ({', '.join(['%s'] * len(columns))})"
-        )
-        sqlite = connection.vendor == "sqlite"
-        adapt = []
-        for i, name in enumerate(given):
-            field_type = by_name[name].get_internal_type()
-            if field_type == "DateTimeField" and sqlite:
-                adapt.append((i, _sqlite_datetime))
-            elif field_type == "JSONField":
-                adapt.append((i, _json))
-        self.adapt = adapt
+        table, names = quote(model._meta.db_table), ", ".join(quote(c) for c in columns)
+        self.copy = connection.vendor == "postgresql"
+        if self.copy:
+            self.sql = f"COPY {table} ({names}) FROM STDIN"
+        else:
+            self.sql = f"INSERT INTO {table} ({names}) VALUES ({', '.join(['%s'] * len(columns))})"
 
-    def write(self, rows: list[tuple], chunk: int = 5000) -> None:
-        adapt, defaults = self.adapt, self.defaults
+    def write(self, rows: list[tuple], chunk: int = 10_000) -> None:
+        defaults = self.defaults
         with connection.cursor() as cursor:
+            if self.copy:
+                # psycopg's COPY, on the connection's cursor (inside its transaction).
+                with cursor.cursor.copy(self.sql) as copy:
+                    write_row = copy.write_row
+                    for row in rows:
+                        write_row((*row, *defaults) if defaults else row)
+                return
             for start in range(0, len(rows), chunk):
-                out = []
-                for row in rows[start : start + chunk]:
-                    row = list(row)
-                    for i, fn in adapt:
-                        row[i] = fn(row[i])
-                    out.append((*row, *defaults) if defaults else row)
-                cursor.executemany(self.sql, out)
+                part = rows[start : start + chunk]
+                if defaults:
+                    part = [(*row, *defaults) for row in part]
+                cursor.executemany(self.sql, part)
 
 
-def _inserter(model, given: tuple[str, ...]) -> _Inserter:
+def _writer(model, given: tuple[str, ...]) -> _Writer:
     key = (connection.alias, connection.vendor, model, given)
-    found = _INSERTERS.get(key)
+    found = _WRITERS.get(key)
     if found is None:
-        found = _INSERTERS[key] = _Inserter(model, given)
+        found = _WRITERS[key] = _Writer(model, given)
     return found
 
 
-_INSERTERS: dict = {}
-
-
-def _sqlite_datetime(value):
-    # As the SQLite backend stores an aware datetime: naive UTC, str().
-    if value is None:
-        return None
-    return str(value.astimezone(UTC).replace(tzinfo=None))
-
-
-def _json(value):
-    return json.dumps(value) if value is not None else None
+_WRITERS: dict = {}
 
 
 # --- the whole run -------------------------------------------------------------------
@@ -1959,6 +2209,31 @@ class Result:
         return rows / self.seconds if self.seconds else 0.0
 
 
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """The cyclic garbage collector off while a batch is built and written: a batch is a
+    few hundred thousand young objects without a cycle among them, and walking them over
+    and over costs a tenth of the time. Switched back on (if it was) after the batch."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
+def _batch(ctx: Context, plan: Plan, lo: int, hi: int, turn=None) -> tuple:
+    """Build cases ``lo:hi`` of the plan and write them (after ``turn``, a context
+    manager that waits for this batch's turn, if given); (cases, events, notices, states)."""
+    with _collector_paused():
+        built = _Builder(ctx, plan, lo, hi).build()
+        if turn is None:
+            return (*write_batch(built, ctx), dict(built.states))
+        with turn:
+            return (*write_batch(built, ctx), dict(built.states))
+
+
 _WORKER: dict = {}
 
 
@@ -1966,21 +2241,26 @@ def _worker_init(ctx, plan, turn, cond):
     _WORKER.update(ctx=ctx, plan=plan, turn=turn, cond=cond)
 
 
-def _worker_batch(job: tuple[int, int, int]):
-    """In a forked process: build batch ``number``, then write it when its turn comes."""
-    number, lo, hi = job
-    ctx, plan, turn, cond = _WORKER["ctx"], _WORKER["plan"], _WORKER["turn"], _WORKER["cond"]
-    built = _Builder(ctx, plan, lo, hi).build()
+@contextmanager
+def _turn(number: int) -> Iterator[None]:
+    """Wait until batch ``number`` may write (the batches before it are written), and
+    hand the turn on to the next one after it."""
+    turn, cond = _WORKER["turn"], _WORKER["cond"]
     with cond:
         while turn.value != number:
             cond.wait()
     try:
-        written = write_batch(built, ctx)
+        yield
     finally:
         with cond:
             turn.value = number + 1
             cond.notify_all()
-    return (*written, dict(built.states))
+
+
+def _worker_batch(job: tuple[int, int, int]):
+    """In a forked process: build batch ``number``, then write it when its turn comes."""
+    number, lo, hi = job
+    return _batch(_WORKER["ctx"], _WORKER["plan"], lo, hi, turn=_turn(number))
 
 
 def generate_cases(
@@ -2018,6 +2298,7 @@ def generate_cases(
         ctx, count=count, days=days, seed=seed, mix=mix, grid_boost=grid_boost, ensure=ensure
     )
     _route(ctx, set(zip(plan.cls.tolist(), plan.grid.tolist(), strict=True)))
+    ctx.compiled = _compile_calendar(ctx, plan)
     result = Result()
     jobs = [(n, lo, min(lo + batch, count)) for n, lo in enumerate(range(0, count, batch))]
 
@@ -2040,7 +2321,6 @@ def generate_cases(
                 done(cases, events, notes, states)
     else:
         for _number, lo, hi in jobs:
-            built = _Builder(ctx, plan, lo, hi).build()
-            done(*write_batch(built, ctx), dict(built.states))
+            done(*_batch(ctx, plan, lo, hi))
     result.seconds = time.perf_counter() - started
     return result

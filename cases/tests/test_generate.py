@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import random
+import re
 from collections import Counter, defaultdict
-from datetime import timedelta
+from datetime import datetime, timedelta
 from io import StringIO
 
 import pytest
@@ -203,10 +205,22 @@ def test_a_second_run_continues_the_numbers(world):
     )
 
 
+def test_the_same_seed_twice_gives_other_tracking_links(world):
+    # A second run with the same seed makes the same stories, but every tracking
+    # link's secret is new (they are unique across the table).
+    _generated(world, count=80, seed=3)
+    _generated(world, count=80, seed=3)
+    tokens = [t for t in Case.objects.values_list("public_token", flat=True) if t]
+    assert len(tokens) > 4 and len(set(tokens)) == len(tokens)
+    assert all(re.fullmatch(r"[A-Za-z0-9_-]{32}", t) for t in tokens)
+    assert Case.objects.count() == 160
+
+
 def test_points_lie_inside_their_grid(world):
     _generated(world, count=120)
     for case in Case.objects.select_related("area"):
         assert case.area.level == 5
+        assert case.area_code == case.area.code
         assert case.area.shape.contains(shapely.Point(case.lng, case.lat)), case.number
         assert locate(case.lat, case.lng).grid.code == case.area.code
 
@@ -259,6 +273,69 @@ def test_deadlines_and_lights_are_consistent(world):
     assert result.cases == 240
     # Nothing the sweep would still mark now.
     assert services.cases_sweep_overdue(now=now) == 0
+
+
+def test_instants_are_stored_as_the_orm_stores_them(world):
+    # Rows are written as text built from microseconds: the same text the ORM writes
+    # and compares with (SQLite compares instants as text), to the microsecond.
+    _generated(world, count=80)
+    names = ("created_at", "step_started_at", "step_deadline", "step_yellow_at", "deadline")
+    for case in Case.objects.all():
+        for name in (*names, "closed_at", "updated_at", "reporter_purged_at"):
+            value = getattr(case, name)
+            if value is not None:
+                assert Case.objects.filter(pk=case.pk, **{name: value}).exists(), (name, value)
+    for event in CaseEvent.objects.exclude(deadline=None)[:400]:
+        assert CaseEvent.objects.filter(pk=event.pk, at=event.at, deadline=event.deadline).exists()
+    for notice in CaseNotice.objects.all()[:200]:
+        assert CaseNotice.objects.filter(pk=notice.pk, created_at=notice.created_at).exists()
+
+
+def test_the_instant_text_is_the_backends(db):
+    from django.db import connection
+
+    from cases.generate import _datetime_adapter
+    from core.calendar import from_us
+
+    adapt = _datetime_adapter(connection.vendor)
+    rnd = random.Random(3)
+    for _ in range(5000):
+        us = rnd.randrange(0, 4_000_000_000 * 10**6)
+        if rnd.random() < 0.3:
+            us -= us % 10**6  # a whole second: no fraction, as str() writes it
+        moment = from_us(us)
+        if connection.vendor == "sqlite":
+            assert adapt(us) == connection.ops.adapt_datetimefield_value(moment)
+        else:
+            assert datetime.fromisoformat(adapt(us)) == moment
+    assert adapt(None) is None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_postgres_locks_what_the_rows_refer_to(small_city):
+    # PostgreSQL: COPY, and in a batch's own transaction the per-row foreign key checks
+    # replaced by one lock per batch on the rows referred to; a row gone stops the batch.
+    from django.db import connection
+
+    from cases.generate import NOTICE_COLUMNS, GenerationError, _hold_references, _writer
+
+    if connection.vendor != "postgresql":
+        pytest.skip("PostgreSQL only")
+    make_case_world(small_city)
+    result = generate_cases(count=60, days=10, seed=4, batch=25, mix=DEMO)
+    assert result.cases == Case.objects.count() == 60
+    assert result.events == CaseEvent.objects.filter(case__in=Case.objects.all()).count()
+    assert result.notices == CaseNotice.objects.filter(recipient__is_active=True).count()
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW session_replication_role")
+        assert cursor.fetchone()[0] == "origin"  # for the batch's transaction only
+    writer = _writer(CaseNotice, NOTICE_COLUMNS)
+    row = list(CaseNotice.objects.values_list(*NOTICE_COLUMNS).first())
+    with transaction.atomic():
+        _hold_references([(writer, [tuple(row)])])
+    row[NOTICE_COLUMNS.index("recipient_id")] = 10**9
+    with pytest.raises(GenerationError), transaction.atomic():
+        _hold_references([(writer, [tuple(row)])])
 
 
 def test_generation_is_deterministic(world):

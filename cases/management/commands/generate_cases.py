@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
@@ -64,7 +65,12 @@ class Command(BaseCommand):
             file=self.stderr._out,
         )
 
+        started, rows = time.perf_counter(), [0]
+
         def progress(cases: int, events: int, notices: int) -> None:
+            rows[0] += cases + events + notices
+            elapsed = time.perf_counter() - started
+            bar.set_postfix_str(f"{rows[0] / elapsed:,.0f} rows/s", refresh=False)
             bar.update(cases)
 
         try:
