@@ -31,7 +31,14 @@ def _actor_fields(actor, actor_username: str = "") -> dict[str, Any]:
     return {"actor_id": actor.pk, "actor_username": actor.get_username()}
 
 
-def audit_log(
+def audit_log(**fields) -> AuditEntry:
+    """Append one entry (the fields of :func:`audit_entry`)."""
+    entry = audit_entry(**fields)
+    entry.save(force_insert=True)
+    return entry
+
+
+def audit_entry(
     *,
     actor,
     action: str,
@@ -49,11 +56,13 @@ def audit_log(
     request_id: str = "",
     actor_username: str = "",
 ) -> AuditEntry:
-    """Append one entry. ``obj`` fills object type, id and repr when given.
+    """One entry, not yet written. ``obj`` fills object type, id and repr when given.
 
     ``ip`` and ``request_id`` default to those of the request being served.
     ``actor_username`` names someone who is not (yet) a signed-in user, such
-    as the username typed into a failed sign-in.
+    as the username typed into a failed sign-in. A writer that knows the
+    object's id only as it writes (cases.writes) fills ``object_id`` and
+    ``object_repr`` then.
     """
     if obj is not None:
         object_type = object_type or obj._meta.label_lower
@@ -65,7 +74,7 @@ def audit_log(
             ip = context.ip
         if not request_id:
             request_id = context.request_id
-    return AuditEntry.objects.create(
+    return AuditEntry(
         **_actor_fields(actor, actor_username),
         role=role[:200],
         action=action,

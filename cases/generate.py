@@ -1924,7 +1924,7 @@ def _compile_calendar(ctx: Context, plan: Plan):
 
 
 def _take_serials(day: date, kind: str, n: int) -> int:
-    """Reserve ``n`` serials of ``kind`` on ``day`` as services.next_daily_serial takes one;
+    """Reserve ``n`` serials of ``kind`` on ``day`` as cases.writes.next_daily_serial takes one;
     the first of them."""
     for _attempt in range(3):
         counter = DailyCounter.objects.filter(date=day, kind=kind)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
@@ -21,7 +22,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from accounts.audit import audit_log
+from accounts.audit import audit_entry, audit_log
 from accounts.models import Department, Membership, Role, User
 from accounts.scopes import subtree_prefix
 from core.errors import Conflict, DomainError, NotFound
@@ -35,7 +36,6 @@ from .models import (
     CaseNotice,
     CaseState,
     Category,
-    DailyCounter,
     Kind,
     Satisfaction,
     Source,
@@ -45,6 +45,7 @@ from .photos import photos_atomic
 from .selectors import duplicate_candidates, route_department, step_deadline
 from .sla import yellow_from
 from .workflow import Action
+from .writes import write_report
 
 KIND_LETTER = {Kind.EVENT: "E", Kind.COMPONENT: "C"}
 # Where residents' reports come from.
@@ -80,54 +81,6 @@ class CaseConflict(Conflict):
 
 
 # --- numbers ------------------------------------------------------------------------
-
-
-def next_daily_serial(*, day: date, kind: str) -> int:
-    """The next serial of ``kind`` on ``day``: 1, 2, 3 … with no gap and no repeat.
-
-    Call it inside the transaction that uses the number, so a rolled-back
-    report gives its serial back. The conditional increment holds the
-    counter's row lock (PostgreSQL) or the database's write lock (SQLite,
-    whose transactions begin IMMEDIATE) until that transaction ends.
-    """
-    for _attempt in range(3):
-        serial = _incremented(day=day, kind=kind)
-        if serial is not None:
-            return serial
-        try:
-            with transaction.atomic():
-                DailyCounter.objects.create(date=day, kind=kind, last=1)
-            return 1
-        except IntegrityError:
-            # Another transaction inserted the day's row first: increment it.
-            continue
-    raise RuntimeError(f"could not take a serial for {kind} on {day}")
-
-
-def _incremented(*, day: date, kind: str) -> int | None:
-    """Add one to the day's counter and read it back; None when the day has no row yet.
-
-    One statement where the database returns rows from an UPDATE (PostgreSQL,
-    SQLite 3.35 and later), two elsewhere.
-    """
-    if not connection.features.can_return_columns_from_insert:
-        counter = DailyCounter.objects.filter(date=day, kind=kind)
-        if counter.update(last=F("last") + 1):
-            return counter.values_list("last", flat=True).get()
-        return None
-    meta, quote = DailyCounter._meta, connection.ops.quote_name
-    table = quote(meta.db_table)
-    last, day_column, kind_column = (
-        quote(meta.get_field(name).column) for name in ("last", "date", "kind")
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {table} SET {last} = {last} + 1 "  # noqa: S608 - names from the model
-            f"WHERE {day_column} = %s AND {kind_column} = %s RETURNING {last}",
-            [connection.ops.adapt_datefield_value(day), kind],
-        )
-        row = cursor.fetchone()
-    return None if row is None else int(row[0])
 
 
 def case_number(*, kind: str, category_code: str, day: date, serial: int) -> str:
@@ -471,60 +424,61 @@ def case_report_result(
         data["suggested_department"] = suggested.code
     if duplicates:
         data["duplicates"] = [d.number for d in duplicates]
+    case = Case(
+        kind=category.kind,
+        category=category,
+        urgency=urgency,
+        area=grid,
+        area_code=grid.code,
+        level=AreaLevel.GRID,
+        state=state,
+        description=description.strip(),
+        lat=float(lat),
+        lng=float(lng),
+        address=address.strip(),
+        source=source,
+        reporter=reporter,
+        reporter_name=reporter_name.strip(),
+        reporter_phone=reporter_phone.strip(),
+        reporter_email=reporter_email.strip(),
+        created_by=actor,
+        idempotency_key=key,
+        public_token=secrets.token_urlsafe(24) if public else "",
+        deadline=deadline,
+        created_at=now,
+        updated_at=now,
+        **step_fields,
+    )
+    event = _event(
+        case=case,
+        actor=actor,
+        role=role,
+        action="report",
+        from_state="",
+        to_state=state,
+        note="",
+        at=now,
+        data=data,
+    )
+    entry = audit_entry(
+        actor=actor,
+        action="case.report",
+        object_type=Case._meta.label_lower,
+        role=role,
+        after={"state": state, "version": case.version, **data},
+    )
+    prefix = case_number(kind=category.kind, category_code=category.code, day=day, serial=0)[:-4]
     try:
-        with photos_atomic():
-            serial = next_daily_serial(day=day, kind=category.kind)
-            case = Case.objects.create(
-                number=case_number(
-                    kind=category.kind, category_code=category.code, day=day, serial=serial
-                ),
-                kind=category.kind,
-                category=category,
-                urgency=urgency,
-                area=grid,
-                level=AreaLevel.GRID,
-                state=state,
-                description=description.strip(),
-                lat=float(lat),
-                lng=float(lng),
-                address=address.strip(),
-                source=source,
-                reporter=reporter,
-                reporter_name=reporter_name.strip(),
-                reporter_phone=reporter_phone.strip(),
-                reporter_email=reporter_email.strip(),
-                created_by=actor,
-                idempotency_key=key,
-                public_token=secrets.token_urlsafe(24) if public else "",
-                deadline=deadline,
-                created_at=now,
-                updated_at=now,
-                **step_fields,
-            )
-            event = _append_event(
-                case=case,
-                actor=actor,
-                role=role,
-                action="report",
-                from_state="",
-                to_state=state,
-                note="",
-                at=now,
-                data=data,
-            )
+        # Photos are stored beside the rows, in one transaction with them; without
+        # photos the rows are all there is to write (cases.writes).
+        with photos_atomic() if prepared else nullcontext():
+            write_report(case=case, event=event, entry=entry, day=day, prefix=prefix)
             stored = (
                 _store_photos(
                     case=case, event=event, action="report", prepared=prepared, actor=actor
                 )
                 if prepared
                 else []
-            )
-            audit_log(
-                actor=actor,
-                action="case.report",
-                obj=case,
-                role=role,
-                after={"state": state, "version": case.version, **data},
             )
     except IntegrityError:
         # A retry that raced its first attempt: the first one's case stands.
@@ -538,8 +492,16 @@ def case_report_result(
     return case, True
 
 
-def _append_event(*, case, actor, role, action, from_state, to_state, note, at, data) -> CaseEvent:
-    return CaseEvent.objects.create(
+def _append_event(**fields) -> CaseEvent:
+    """Append a timeline entry (the fields of :func:`_event`)."""
+    event = _event(**fields)
+    event.save(force_insert=True)
+    return event
+
+
+def _event(*, case, actor, role, action, from_state, to_state, note, at, data) -> CaseEvent:
+    """A timeline entry, not yet written."""
+    return CaseEvent(
         case=case,
         at=at,
         actor_id=actor.pk if actor is not None else None,

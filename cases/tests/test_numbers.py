@@ -6,8 +6,9 @@ import time_machine
 from django.db import transaction
 
 from cases.models import DailyCounter, Kind
-from cases.services import case_number, case_report, next_daily_serial
+from cases.services import case_number, case_report
 from cases.testing import GRID_POINT, make_case_world
+from cases.writes import next_daily_serial
 
 NUMBER = re.compile(r"^[EC]\d{4}\d{8}\d{4}$")
 
