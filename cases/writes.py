@@ -20,10 +20,13 @@ through each field's ``pre_save`` and ``get_db_prep_save``, as in ``Model.save``
 
 from __future__ import annotations
 
+import ipaddress
+import json
 from contextlib import nullcontext
-from datetime import date
+from datetime import date, datetime
+from decimal import Decimal
 
-from django.db import connection, transaction
+from django.db import connection, models, transaction
 from django.db.models import AutoField, BigAutoField, Model, SmallAutoField
 
 from accounts.models import AuditEntry
@@ -36,13 +39,74 @@ _AUTO = (AutoField, BigAutoField, SmallAutoField)
 def insert_values(obj: Model, *, leave_out: tuple[str, ...] = ()) -> tuple[list[str], list]:
     """The columns and database values ``obj`` (unsaved) would be inserted with: every
     concrete field but an automatic primary key and the attnames in ``leave_out``."""
-    columns, values = [], []
-    for f in obj._meta.local_concrete_fields:
-        if f.attname in leave_out or (f.primary_key and isinstance(f, _AUTO) and obj.pk is None):
-            continue
-        columns.append(f.column)
-        values.append(f.get_db_prep_save(f.pre_save(obj, True), connection))
+    fields, columns = _insert_fields(type(obj), leave_out, obj.pk is None)
+    instant = connection.ops.adapt_datetimefield_value
+    values = []
+    for f, how in fields:
+        value = getattr(obj, f.attname)
+        # A text, number or truth value, or a key, goes to the database as it is, and
+        # an instant as the backend adapts it: the value get_db_prep_save would give,
+        # without the trip through the field.
+        if how is _AS_IS and type(value) in _PLAIN_VALUES:
+            pass
+        elif how is _INSTANT and (value is None or type(value) is datetime):
+            value = instant(value)
+        else:
+            value = f.get_db_prep_save(f.pre_save(obj, True), connection)
+        values.append(value)
     return columns, values
+
+
+_PLAIN_VALUES = frozenset({str, int, float, bool, type(None)})
+_PLAIN_FIELDS = (
+    models.CharField,
+    models.TextField,
+    models.IntegerField,
+    models.FloatField,
+    models.BooleanField,
+    models.ForeignKey,
+)
+
+
+def _insert_fields(model, leave_out: tuple[str, ...], auto_pk: bool):
+    """(field, whether its values pass as they are) and the columns, per model; cached."""
+    key = (model, leave_out, auto_pk)
+    found = _FIELDS.get(key)
+    if found is None:
+        fields = [
+            f
+            for f in model._meta.local_concrete_fields
+            if f.attname not in leave_out
+            and not (auto_pk and f.primary_key and isinstance(f, _AUTO))
+        ]
+        found = _FIELDS[key] = (
+            [(f, _passes_as_is(f)) for f in fields],
+            [f.column for f in fields],
+        )
+    return found
+
+
+_AS_IS, _INSTANT = "as is", "instant"
+
+
+def _passes_as_is(field) -> str | None:
+    """How the field's values may skip the field: _AS_IS (a plain value is sent
+    unchanged), _INSTANT (a datetime is sent as the backend adapts it), or None
+    (through the field: conversions, auto_now, files)."""
+    if type(field) is models.DateTimeField and not (field.auto_now or field.auto_now_add):
+        return _INSTANT
+    if type(field).pre_save is not models.Field.pre_save:
+        return None
+    if isinstance(field, models.ForeignKey):
+        return _AS_IS if _passes_as_is(field.target_field) is _AS_IS else None
+    # Their subclasses may convert (a JSON or a UUID kept as text, say): only these.
+    plain = type(field) in _PLAIN_FIELDS or (
+        isinstance(field, models.IntegerField) and type(field).__module__ == models.Field.__module__
+    )
+    return _AS_IS if plain else None
+
+
+_FIELDS: dict[tuple, tuple] = {}
 
 
 def _quoted(names) -> str:
@@ -88,6 +152,8 @@ _SQL: dict[tuple, object] = {}
 
 
 def _postgres_sql(case_columns, event_columns, entry_columns) -> str:
+    """The one statement; its parameters: the day and kind of the counter, the number's
+    prefix and the three rows as JSON objects by column (:func:`_json_row`)."""
     key = ("postgresql", tuple(case_columns), tuple(event_columns), tuple(entry_columns))
     found = _SQL.get(key)
     if found is None:
@@ -98,11 +164,11 @@ def _postgres_sql(case_columns, event_columns, entry_columns) -> str:
             f"(SELECT CASE WHEN {last} < 10000 THEN lpad({last}::text, 4, '0') "
             f"ELSE {last}::text END FROM s)"
         )
-        case_sql = _insert(Case, case_columns, ["number"]).format(f"%s || {serial}")
-        event_sql = _insert(CaseEvent, event_columns, ["case_id"]).format(
+        case_sql = _from_json(Case, case_columns, ["number"]).format(f"%s || {serial}")
+        event_sql = _from_json(CaseEvent, event_columns, ["case_id"]).format(
             f"(SELECT {case_id} FROM c)"
         )
-        entry_sql = _insert(AuditEntry, entry_columns, ["object_id", "object_repr"]).format(
+        entry_sql = _from_json(AuditEntry, entry_columns, ["object_id", "object_repr"]).format(
             f"(SELECT {case_id} FROM c)::text", f"(SELECT {number} FROM c)"
         )
         event_id = quote(CaseEvent._meta.pk.column)
@@ -115,6 +181,40 @@ def _postgres_sql(case_columns, event_columns, entry_columns) -> str:
             f"SELECT c.{case_id}, c.{number}, e.{event_id}, a.{entry_id} FROM c, e, a"
         )
     return found
+
+
+def _from_json(model, columns: list[str], extra: list[str]) -> str:
+    """INSERT INTO model (columns…, extra…) SELECT the columns of one JSON object read as
+    a row of the table (``jsonb_populate_record``), then {0}…: the ``extra`` columns
+    take the SQL expressions formatted in later.
+
+    One parameter for the row instead of one per column: the driver parses and
+    caches a statement's placeholders only up to 50 of them, and adapts each
+    parameter on every call; PostgreSQL casts each value to its column's type.
+    """
+    quote = connection.ops.quote_name
+    table = quote(model._meta.db_table)
+    picked = ", ".join(f"r.{quote(c)}" for c in columns)
+    expressions = ", ".join(f"{{{i}}}" for i in range(len(extra)))
+    return (
+        f"INSERT INTO {table} ({_quoted([*columns, *extra])}) "
+        f"SELECT {picked}, {expressions} FROM jsonb_populate_record(NULL::{table}, %s::jsonb) r"
+    )
+
+
+def _json_row(columns: list[str], values: list) -> str:
+    """The row as one JSON object by column, as :func:`_from_json` reads it."""
+    return json.dumps(dict(zip(columns, values, strict=True)), default=_json_value)
+
+
+def _json_value(value):
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    if hasattr(value, "obj"):  # the driver's JSON wrapper: the value it wraps
+        return value.obj
+    if isinstance(value, (Decimal, ipaddress.IPv4Address, ipaddress.IPv6Address)):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} cannot go into a row as JSON")
 
 
 def _other_sql(case_columns, event_columns, entry_columns) -> tuple[str, str, str]:
@@ -143,7 +243,13 @@ def write_report(*, case: Case, event: CaseEvent, entry: AuditEntry, day: date, 
     if connection.vendor == "postgresql":
         counter = [connection.ops.adapt_datefield_value(day), case.kind]
         sql = _postgres_sql(case_columns, event_columns, entry_columns)
-        params = [*counter, *case_values, prefix, *event_values, *entry_values]
+        params = [
+            *counter,
+            prefix,
+            _json_row(case_columns, case_values),
+            _json_row(event_columns, event_values),
+            _json_row(entry_columns, entry_values),
+        ]
         # One statement is atomic by itself; inside a transaction a savepoint keeps a
         # failing one from spoiling the rest of it.
         atomic = transaction.atomic() if connection.in_atomic_block else nullcontext()
