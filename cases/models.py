@@ -281,6 +281,11 @@ class CaseState(models.TextChoices):
     SUSPENDED = "suspended", _("suspended")  # 挂账
 
 
+# A case in one of these has ended; in any other it is open (cases/workflow.py).
+FINAL_STATES = frozenset({CaseState.CLOSED, CaseState.VOIDED, CaseState.MERGED})
+OPEN_STATES = frozenset(CaseState.values) - FINAL_STATES
+
+
 class Satisfaction(models.TextChoices):
     SATISFIED = "satisfied", _("satisfied")
     UNSATISFIED = "unsatisfied", _("unsatisfied")
@@ -435,6 +440,15 @@ class Case(models.Model):
             models.Index(fields=["area", "state"], name="cases_case_area_state"),
             models.Index(fields=["created_at", "id"], name="cases_case_created_id"),
             models.Index(fields=["category", "created_at"], name="cases_case_cat_created"),
+            # The open cases by class and place: a report's duplicate check reads the
+            # class's cases in a band of latitude around the point and settles longitude
+            # and time from the index entry (selectors.duplicate_candidates, which
+            # names the states exactly so, for the database to see the index applies).
+            models.Index(
+                fields=["category", "lat", "lng", "created_at"],
+                condition=Q(state__in=sorted(OPEN_STATES)),
+                name="cases_case_open_nearby",
+            ),
             # A list narrowed to one value of these reads its newest cases in index order
             # and stops after a page; a few values are read alike, one after the other
             # (selectors.case_list). The trailing columns let the database decide the

@@ -30,6 +30,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .models import FINAL_STATES as _FINAL_STATES
+from .models import OPEN_STATES as _OPEN_STATES
 from .models import CaseState as S
 from .models import Step
 
@@ -207,8 +209,7 @@ ACTION_INPUTS: dict[str, tuple[str, ...]] = {
 # Photos per step (and per report).
 MAX_PHOTOS = 9
 
-FINAL_STATES = frozenset({S.CLOSED, S.VOIDED, S.MERGED})
-OPEN_STATES = frozenset(S.values) - FINAL_STATES
+FINAL_STATES, OPEN_STATES = _FINAL_STATES, _OPEN_STATES  # ended; open (cases.models)
 
 # The steps of a case's whole life, in order: the overall deadline chains their limits.
 MAIN_PATH_STEPS = (Step.FILE, Step.DISPATCH, Step.HANDLE, Step.CHECK, Step.CLOSE)

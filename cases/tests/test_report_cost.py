@@ -264,3 +264,35 @@ def test_the_copy_follows_the_areas(small_city, settings):
     assert reference.grid_area(grid.code).name == "新的网格名"
     with pytest.raises(type(grid).DoesNotExist):
         reference.grid_area("99999999999999")
+
+
+# --- the duplicate check's index ---------------------------------------------------------
+
+
+def test_the_duplicate_check_reads_the_open_cases_near_the_point_from_their_index(world):
+    """The states are written into the query as the partial index names them, so the
+    database sees that cases_case_open_nearby applies (a parameter would hide it)."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from cases.selectors import _duplicates_sql
+
+    api = bearer(world["worker"])
+    for _ in range(3):
+        assert api.post(URL, REPORT, format="json").status_code == 201
+    now, lat, lng = timezone.now(), GRID_POINT[0], GRID_POINT[1]
+    adapt = connection.ops.adapt_datetimefield_value
+    params = [world.garbage.pk, adapt(now - timedelta(hours=72)), adapt(now)]
+    params += [lat - 0.001, lat + 0.001, lng - 0.001, lng + 0.001, lat, lat, lng, lng, 1.0, 20]
+    sql = _duplicates_sql(excluding=False)
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("SET LOCAL enable_seqscan = off")
+            cursor.execute("SET LOCAL enable_bitmapscan = off")
+            cursor.execute("EXPLAIN " + sql, params)
+        else:
+            cursor.execute("EXPLAIN QUERY PLAN " + sql.replace("%s", "?"), params)
+        plan = " ".join(str(row[-1]) for row in cursor.fetchall())
+    assert "cases_case_open_nearby" in plan, plan
+    assert [d.number for d in duplicate_candidates(category=world.garbage, lat=lat, lng=lng)]
