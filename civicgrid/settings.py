@@ -162,6 +162,17 @@ SQLITE_OPTIONS = {
 _database_url = os.environ.get("DATABASE_URL", "").strip()
 if _database_url:
     DATABASES = {"default": dj_database_url.parse(_database_url, conn_max_age=60)}
+    # PostgreSQL plans a statement the fifth time a connection runs it and then reuses
+    # the plan: parameters are bound on the server, so the text repeats exactly.
+    # Planning costs more than running most of CivicGrid's statements (a report's
+    # duplicate check weighs every index of the cases). Behind a pooler that cannot
+    # keep prepared statements (PgBouncer in transaction mode before 1.21), set
+    # DATABASE_PREPARE_THRESHOLD=off.
+    _prepare = os.environ.get("DATABASE_PREPARE_THRESHOLD", "5").strip().lower()
+    if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and _prepare != "off":
+        DATABASES["default"].setdefault("OPTIONS", {}).update(
+            server_side_binding=True, prepare_threshold=int(_prepare)
+        )
 else:
     DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": SQLITE_PATH}}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":

@@ -58,3 +58,40 @@ def test_sqlite_runs_in_wal_mode_with_immediate_transactions(db):
 def test_times_are_stored_in_utc_and_shown_in_shanghai():
     assert settings.USE_TZ is True
     assert settings.TIME_ZONE == "Asia/Shanghai"
+
+
+def _database_options(env: dict) -> str:
+    base = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from civicgrid import settings as s; print(sorted(s.DATABASES['default']"
+            ".get('OPTIONS', {}).items()))",
+        ],
+        cwd=ROOT,
+        env={**base, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+def test_postgres_binds_on_the_server_and_reuses_plans_unless_told_not_to():
+    url = {"DATABASE_URL": "postgres://u@127.0.0.1:5432/civicgrid"}
+    options = _database_options(url)
+    assert "('prepare_threshold', 5)" in options and "('server_side_binding', True)" in options
+    off = _database_options({**url, "DATABASE_PREPARE_THRESHOLD": "off"})
+    assert "prepare_threshold" not in off and "server_side_binding" not in off
+    assert "server_side_binding" not in _database_options({"DATABASE_URL": ""})  # SQLite
+
+
+def test_the_running_postgres_connection_prepares_repeated_statements(db):
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("PostgreSQL only")
+    connection.ensure_connection()
+    assert connection.connection.prepare_threshold == 5
