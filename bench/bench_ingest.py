@@ -52,7 +52,7 @@ from bench import common
 
 THREADS = 4
 PER_THREAD = 40  # requests per thread per round
-ROUNDS = 2
+ROUNDS = 4
 PG_URL = "postgres://postgres@127.0.0.1:5432/{name}"
 PG_NAME = "civicgrid_bench_ingest"
 BARE_TABLE = "bench_ingest_row"
