@@ -8,10 +8,12 @@ id) comes from the current request when there is one
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
-from django.db import models
+from django.db import connection, models
 from django.utils.translation import gettext as _
 
 from core.errors import DomainError
@@ -36,6 +38,64 @@ def audit_log(**fields) -> AuditEntry:
     entry = audit_entry(**fields)
     entry.save(force_insert=True)
     return entry
+
+
+# --- entries that travel with the request's own write ---------------------------------
+#
+# A request that authenticates with a token records the token's use before it does
+# anything else. Written at once, that is a write (a commit, and on SQLite the write
+# lock) of its own in every API request. Instead it is held for the length of the
+# request: a writer that starts its own transaction may take held entries and write
+# them in it (cases.writes does, for a report), and whatever is still held when the
+# request ends is written then (RequestContextMiddleware). Outside a request nothing
+# is held: the entry is written at once.
+
+
+def audit_later(**fields) -> AuditEntry:
+    """Record an entry (the fields of :func:`audit_entry`) with the request's next own
+    write, or when the request ends; at once outside a request."""
+    entry = audit_entry(**fields)
+    held = _held.get()
+    if held is None:
+        entry.save(force_insert=True)
+    else:
+        held.append(entry)
+    return entry
+
+
+def take_held() -> list[AuditEntry]:
+    """The entries held so far, for a writer to write in a transaction of its own (a
+    top-level one, so that they are never undone with a caller's). A writer that
+    fails gives them back with :func:`hold_again`."""
+    held = _held.get()
+    if not held or connection.in_atomic_block:
+        return []
+    taken = list(held)
+    held.clear()
+    return taken
+
+
+def hold_again(entries: list[AuditEntry]) -> None:
+    held = _held.get()
+    if held is not None:
+        held[:0] = entries
+
+
+@contextmanager
+def holding() -> Iterator[None]:
+    """Hold :func:`audit_later` entries for the block (a request) and write what is still
+    held when it ends, however it ends: one INSERT."""
+    token = _held.set([])
+    try:
+        yield
+    finally:
+        held = _held.get()
+        _held.reset(token)
+        if held:
+            AuditEntry.objects.bulk_create(held)
+
+
+_held: ContextVar[list[AuditEntry] | None] = ContextVar("civicgrid_audit_held", default=None)
 
 
 def audit_entry(

@@ -121,7 +121,12 @@ class RequestContextMiddleware:
         request.client_ip = ip
         token = _current.set(RequestContext(request_id=request_id, ip=ip))
         try:
-            response = self.get_response(request)
+            from .audit import holding
+
+            # Entries held for the request's own write (a token's use) are written
+            # at the latest here, still stamped with this request.
+            with holding():
+                response = self.get_response(request)
         finally:
             _current.reset(token)
         response[REQUEST_ID_HEADER] = request_id

@@ -19,7 +19,7 @@ from django.utils.translation import gettext as _
 
 from core.errors import DomainError, NotFound
 
-from .audit import audit_log
+from .audit import audit_later, audit_log
 from .models import ApiToken, AuditEntry
 
 KEY_PREFIX = "cg_"
@@ -119,7 +119,8 @@ class TokenRejected(Exception):
 def token_authenticate(key: str, *, detail: dict | None = None) -> ApiToken:
     """Find the live token for a presented key, or raise :class:`TokenRejected`.
 
-    Each use, accepted or not, is one audit entry; last_used_at is touched at
+    Each use, accepted or not, is one audit entry (a refused one written at once, an
+    accepted one with the request's own write); last_used_at is touched at
     most once a minute, by a conditional UPDATE sent only when the token as read
     is due for one.
     ``detail`` (say, method and path) is stored with the audit entry.
@@ -157,5 +158,6 @@ def token_authenticate(key: str, *, detail: dict | None = None) -> ApiToken:
         ApiToken.objects.filter(pk=token.pk).filter(
             Q(last_used_at__isnull=True) | Q(last_used_at__lte=due)
         ).update(last_used_at=now)
-    audit_log(actor=token.user, action="token_use", obj=token, detail=detail)
+    # Written with the request's own write, or when the request ends (audit_later).
+    audit_later(actor=token.user, action="token_use", obj=token, detail=detail)
     return token

@@ -29,6 +29,7 @@ from decimal import Decimal
 from django.db import connection, models, transaction
 from django.db.models import AutoField, BigAutoField, Model, SmallAutoField
 
+from accounts.audit import hold_again, take_held
 from accounts.models import AuditEntry
 
 from .models import Case, CaseEvent, DailyCounter
@@ -173,11 +174,17 @@ def _postgres_sql(case_columns, event_columns, entry_columns) -> str:
         )
         event_id = quote(CaseEvent._meta.pk.column)
         entry_id = quote(AuditEntry._meta.pk.column)
+        audit = quote(AuditEntry._meta.db_table)
+        held = [f.column for f in AuditEntry._meta.local_concrete_fields if not f.primary_key]
         found = _SQL[key] = (
             f"WITH s AS ({_counter_sql()}), "
             f"c AS ({case_sql} RETURNING {case_id}, {number}), "
             f"e AS ({event_sql} RETURNING {event_id}), "
-            f"a AS ({entry_sql} RETURNING {entry_id}) "
+            f"a AS ({entry_sql} RETURNING {entry_id}), "
+            # The request's held audit entries (accounts.audit.audit_later), if any.
+            f"h AS (INSERT INTO {audit} ({_quoted(held)}) "
+            f"SELECT {', '.join(f'r.{quote(c)}' for c in held)} "
+            f"FROM jsonb_populate_recordset(NULL::{audit}, %s::jsonb) r) "
             f"SELECT c.{case_id}, c.{number}, e.{event_id}, a.{entry_id} FROM c, e, a"
         )
     return found
@@ -235,8 +242,22 @@ def write_report(*, case: Case, event: CaseEvent, entry: AuditEntry, day: date, 
 
     Fills in what the writing decides: the ids, the number, the entry's object. An
     IntegrityError (say, the idempotency key taken meanwhile) leaves nothing
-    written and an enclosing transaction usable.
+    written and an enclosing transaction usable. Audit entries the request holds
+    (a token's use, accounts.audit.audit_later) go with the rows when this is a
+    transaction of its own; should it fail they stay held.
     """
+    held = take_held()
+    try:
+        _write(case=case, event=event, entry=entry, day=day, prefix=prefix, held=held)
+    except BaseException:
+        hold_again(held)
+        raise
+    for other in held:
+        other._state.adding = False
+        other._state.db = connection.alias
+
+
+def _write(*, case, event, entry, day, prefix, held) -> None:
     case_columns, case_values = insert_values(case, leave_out=("number",))
     event_columns, event_values = insert_values(event, leave_out=("case_id",))
     entry_columns, entry_values = insert_values(entry, leave_out=("object_id", "object_repr"))
@@ -249,6 +270,7 @@ def write_report(*, case: Case, event: CaseEvent, entry: AuditEntry, day: date, 
             _json_row(case_columns, case_values),
             _json_row(event_columns, event_values),
             _json_row(entry_columns, entry_values),
+            "[" + ",".join(_json_row(*insert_values(other)) for other in held) + "]",
         ]
         # One statement is atomic by itself; inside a transaction a savepoint keeps a
         # failing one from spoiling the rest of it.
@@ -266,6 +288,11 @@ def write_report(*, case: Case, event: CaseEvent, entry: AuditEntry, day: date, 
             event_id = cursor.lastrowid
             cursor.execute(entry_sql, [*entry_values, str(case_id), number[:200]])
             entry_id = cursor.lastrowid
+            if held:
+                columns, _values = insert_values(held[0])
+                cursor.executemany(
+                    _insert(AuditEntry, columns, []), [insert_values(other)[1] for other in held]
+                )
     _saved(case, pk=case_id, number=number)
     event.case = case
     _saved(event, pk=event_id)

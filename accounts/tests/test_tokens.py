@@ -246,3 +246,51 @@ def test_web_form_errors_and_revoke(alice, client):
     bob = User.objects.create_user(username="bob", password=None)
     bobs, _k = token_create(user=bob, name="bob's")
     assert client.post(reverse("account_token_revoke", args=[bobs.pk])).status_code == 404
+
+
+# --- a token's use travels with the request's own write ------------------------------------
+
+
+def test_a_use_is_written_when_the_request_ends_stamped_with_the_request(alice):
+    _token, key = token_create(user=alice, name="poller")
+    response = bearer(key).get(TOKENS_URL)
+    assert response.status_code == 200
+    use = AuditEntry.objects.get(action="token_use")
+    assert use.request_id == response["X-Request-ID"] and use.actor_id == alice.pk
+
+
+def test_a_use_is_written_even_when_the_request_fails(alice):
+    from accounts import audit
+
+    _token, key = token_create(user=alice, name="poller")
+    with audit.holding(), pytest.raises(RuntimeError):
+        token_authenticate(key)
+        assert not AuditEntry.objects.filter(action="token_use").exists()  # held
+        raise RuntimeError("the view failed")
+    assert AuditEntry.objects.filter(action="token_use").count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_writer_takes_held_uses_only_for_a_transaction_of_its_own():
+    from django.db import transaction
+
+    from accounts import audit
+
+    alice = User.objects.create_user("alice2", password="correct horse battery")
+    _token, key = token_create(user=alice, name="poller")
+    with audit.holding():
+        token_authenticate(key)
+        with transaction.atomic():
+            # Inside a caller's transaction they could be undone with it: not taken.
+            assert audit.take_held() == []
+        taken = audit.take_held()
+        assert [e.action for e in taken] == ["token_use"]
+        assert audit.take_held() == []  # taken once
+        audit.hold_again(taken)  # the writer failed: written when the block ends
+    assert AuditEntry.objects.filter(action="token_use").count() == 1
+
+
+def test_outside_a_request_a_use_is_written_at_once(alice):
+    _token, key = token_create(user=alice, name="script")
+    token_authenticate(key)
+    assert AuditEntry.objects.filter(action="token_use").count() == 1

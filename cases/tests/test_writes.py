@@ -134,3 +134,24 @@ def test_insert_values_are_what_the_fields_send(world):
             assert value == want and isinstance(want, type(value)), (column, value, want)
     columns, _values = insert_values(made[0], leave_out=("number",))
     assert "number" not in columns
+
+
+@pytest.mark.django_db(transaction=True)
+def test_held_audit_entries_go_with_the_report_or_stay_held_when_it_fails(small_city, monkeypatch):
+    from accounts import audit
+    from cases import services
+
+    world = make_case_world(small_city)
+    with audit.holding():
+        audit.audit_later(actor=world["worker"], action="token_use")
+        with time_machine.travel(NOON, tick=False):
+            report(world, idempotency_key="k-1")
+        # Written with the report, in its statement or transaction.
+        assert AuditEntry.objects.filter(action="token_use").count() == 1
+        audit.audit_later(actor=world["worker"], action="token_use")
+        monkeypatch.setattr(services, "_first_with_key", lambda actor, key: None)
+        with time_machine.travel(NOON, tick=False), pytest.raises(IntegrityError):
+            report(world, idempotency_key="k-1")
+        assert AuditEntry.objects.filter(action="token_use").count() == 1  # held again
+    assert AuditEntry.objects.filter(action="token_use").count() == 2  # the request ended
+    assert Case.objects.count() == 1
