@@ -24,7 +24,7 @@ the bare insert look about half as fast as it is. Neither endpoint is
 favoured: both answer through the same server.
 
 About 3–6 minutes on a busy two-core machine (two servers to prepare, each side
-2 rounds × 4 × 40 requests after a warm-up round).
+4 rounds × 4 × 40 requests after a warm-up round).
 
 Where the time goes: ``BENCH_INGEST_PROFILE=/some/folder python bench/run.py
 ingest`` runs every request of the server under cProfile and logs its queries;

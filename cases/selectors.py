@@ -541,7 +541,8 @@ def duplicate_candidates(
     ]
     if exclude_pk is not None:
         params.append(exclude_pk)
-    params += [lat, lat, lng, lng, shrink * shrink, MAX_DUPLICATES * 2]
+    # A few more than wanted: the exact distance may reorder near ties of the flat one.
+    params += [lat, lat, lng, lng, shrink * shrink, MAX_DUPLICATES + 2]
     with connection.cursor() as cursor:
         cursor.execute(_duplicates_sql(excluding=exclude_pk is not None), params)
         rows = cursor.fetchall()

@@ -134,6 +134,16 @@ class DuplicateSerializer(serializers.Serializer):
     distance_m = serializers.FloatField(help_text=_("metres from this case"))
     age_hours = serializers.FloatField(help_text=_("hours since it was reported"))
 
+    def to_representation(self, duplicate):
+        # A report lists up to ten; read straight from selectors.Duplicate, whose
+        # fields are already the plain values the declared fields would give.
+        return {
+            "number": duplicate.number,
+            "state": duplicate.state,
+            "distance_m": float(duplicate.distance_m),
+            "age_hours": float(duplicate.age_hours),
+        }
+
 
 class CaseListItemSerializer(serializers.ModelSerializer):
     """A case in a list: where, what, where it stands and its light."""
