@@ -20,6 +20,15 @@ GRID_POINT = (39.91, 116.405)
 # A point inside grid 11010500200101, in the other community.
 OTHER_GRID_POINT = (39.91, 116.425)
 
+# The body of a report posted to the cases API: exposed garbage in the first grid.
+API_REPORT = {
+    "kind": "event",
+    "category": "0101",
+    "lat": GRID_POINT[0],
+    "lng": GRID_POINT[1],
+    "description": "垃圾堆在路边",
+}
+
 
 @dataclass
 class CaseWorld:

@@ -11,7 +11,7 @@ from rest_framework.test import APIClient
 from accounts.models import Role, User
 from cases.models import Case, CaseState
 from cases.services import case_report
-from cases.testing import GRID_POINT, OTHER_GRID_POINT, make_case_world
+from cases.testing import API_REPORT, GRID_POINT, OTHER_GRID_POINT, make_case_world
 
 URL = "/api/v1/cases"
 
@@ -41,11 +41,7 @@ def report(world, *, actor=None, point=GRID_POINT, **extra) -> Case:
 
 
 REPORT = {
-    "kind": "event",
-    "category": "0101",
-    "lat": GRID_POINT[0],
-    "lng": GRID_POINT[1],
-    "description": "垃圾堆在路边",
+    **API_REPORT,
     "reporter_name": "张三",
     "reporter_phone": "13912345678",
 }

@@ -28,7 +28,7 @@ from cases.photos import (
     store_photos,
 )
 from cases.services import case_accept, case_dispatch, case_file, case_report, case_transition
-from cases.testing import GRID_POINT, make_case_world
+from cases.testing import API_REPORT, GRID_POINT, make_case_world
 from cases.workflow import MAX_PHOTOS
 from core.errors import DomainError
 
@@ -606,13 +606,7 @@ def test_a_stale_step_with_photos_stores_nothing(world, media):
 
 
 API = "/api/v1/cases"
-REPORT = {
-    "kind": "event",
-    "category": "0101",
-    "lat": GRID_POINT[0],
-    "lng": GRID_POINT[1],
-    "description": "垃圾堆在路边",
-}
+REPORT = API_REPORT
 
 
 def api_for(user) -> APIClient:

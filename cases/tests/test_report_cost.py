@@ -25,18 +25,12 @@ from cases.selectors import (
     time_limit_for,
 )
 from cases.services import case_report, membership_rows
-from cases.testing import GRID_POINT, make_case_world
+from cases.testing import API_REPORT, GRID_POINT, make_case_world
 from core.versioning import bump_version
 from geo.versioning import bump_area_version
 
 URL = "/api/v1/cases"
-REPORT = {
-    "kind": "event",
-    "category": "0101",
-    "lat": GRID_POINT[0],
-    "lng": GRID_POINT[1],
-    "description": "垃圾堆在路边",
-}
+REPORT = API_REPORT
 
 
 @pytest.fixture
