@@ -13,7 +13,7 @@
 
   const cfgEl = document.getElementById("case-map-config");
   const mapEl = document.querySelector("[data-case-map]");
-  if (!cfgEl || !mapEl || typeof L === "undefined") return;
+  if (!cfgEl || !mapEl || typeof L === "undefined" || !window.CivicGridMaps) return;
   const cfg = JSON.parse(cfgEl.textContent);
   const S = cfg.strings || {};
   const GRID_STYLE = {
@@ -23,14 +23,10 @@
     fillOpacity: 0.1,
   };
 
-  function interpolate(text, values) {
-    return String(text || "").replace(/%\((\w+)\)s/g, (m, key) => (key in values ? values[key] : m));
-  }
+  const { interpolate } = CivicGridMaps;
 
   const map = L.map(mapEl, { attributionControl: Boolean(cfg.tiles && cfg.tiles.url) });
-  if (cfg.tiles && cfg.tiles.url) {
-    L.tileLayer(cfg.tiles.url, { attribution: cfg.tiles.attribution || "", maxZoom: 19 }).addTo(map);
-  }
+  CivicGridMaps.addTiles(map, cfg.tiles);
 
   // --- one case ------------------------------------------------------------------
   if (cfg.mode === "view") {
@@ -114,27 +110,5 @@
       .catch(() => say(S.gridsFailed, true));
   }
 
-  if (locateButton) {
-    locateButton.addEventListener("click", () => {
-      if (!("geolocation" in navigator)) {
-        say(S.locateUnsupported, true);
-        return;
-      }
-      locateButton.disabled = true;
-      say(S.locating);
-      navigator.geolocation.getCurrentPosition(
-        (position) => {
-          locateButton.disabled = false;
-          const { latitude, longitude, accuracy } = position.coords;
-          setPin(L.latLng(latitude, longitude), 17);
-          say(interpolate(S.located, { metres: Math.round(accuracy) }));
-        },
-        (error) => {
-          locateButton.disabled = false;
-          say(interpolate(S.locateFailed, { reason: error.message || error.code }), true);
-        },
-        { enableHighAccuracy: true, timeout: 15000, maximumAge: 30000 }
-      );
-    });
-  }
+  CivicGridMaps.bindLocateButton(locateButton, S, say, setPin);
 })();

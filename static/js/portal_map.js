@@ -14,7 +14,7 @@
 
   const cfgEl = document.getElementById("portal-map-config");
   const mapEl = document.querySelector("[data-portal-map]") || document.querySelector(".p-map");
-  if (!cfgEl || !mapEl || typeof L === "undefined") return;
+  if (!cfgEl || !mapEl || typeof L === "undefined" || !window.CivicGridMaps) return;
   const cfg = JSON.parse(cfgEl.textContent);
   const S = cfg.strings || {};
   const hasTiles = Boolean(cfg.tiles && cfg.tiles.url);
@@ -26,15 +26,11 @@
   };
   const COLOURS = { open: "#d9480f", closed: "#2e7d32" };
 
-  function interpolate(text, values) {
-    return String(text || "").replace(/%\((\w+)\)s/g, (m, key) => (key in values ? values[key] : m));
-  }
+  const { interpolate } = CivicGridMaps;
 
   const map = L.map(mapEl, { attributionControl: hasTiles, zoomSnap: 0.5 });
   mapEl.__portalMap = map;
-  if (hasTiles) {
-    L.tileLayer(cfg.tiles.url, { attribution: cfg.tiles.attribution || "", maxZoom: 19 }).addTo(map);
-  }
+  CivicGridMaps.addTiles(map, cfg.tiles);
 
   function fitCity() {
     if (cfg.bounds) {
@@ -126,29 +122,7 @@
     }
     drawAreas().catch(() => say(S.areasFailed, true));
 
-    if (locateButton) {
-      locateButton.addEventListener("click", () => {
-        if (!("geolocation" in navigator)) {
-          say(S.locateUnsupported, true);
-          return;
-        }
-        locateButton.disabled = true;
-        say(S.locating);
-        navigator.geolocation.getCurrentPosition(
-          (position) => {
-            locateButton.disabled = false;
-            const { latitude, longitude, accuracy } = position.coords;
-            setPin(L.latLng(latitude, longitude), 17);
-            say(interpolate(S.located, { metres: Math.round(accuracy) }));
-          },
-          (error) => {
-            locateButton.disabled = false;
-            say(interpolate(S.locateFailed, { reason: error.message || error.code }), true);
-          },
-          { enableHighAccuracy: true, timeout: 15000, maximumAge: 30000 }
-        );
-      });
-    }
+    CivicGridMaps.bindLocateButton(locateButton, S, say, setPin);
     return;
   }
 

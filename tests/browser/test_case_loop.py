@@ -80,8 +80,13 @@ def report_in_browser(staff: Staff, world, description: str) -> str:
     page.select_option("#id_major", str(world.garbage.parent_id))
     page.select_option("#id_category", str(world.garbage.pk))
     page.fill("#id_description", description)
-    page.fill("#id_lat", str(GRID_POINT[0]))
-    page.fill("#id_lng", str(GRID_POINT[1]))
+    # The pin from "use my location", with the browser's geolocation granted to the page.
+    staff.b.context.grant_permissions(["geolocation"], origin=staff.b.base)
+    staff.b.context.set_geolocation({"latitude": GRID_POINT[0], "longitude": GRID_POINT[1]})
+    page.click("#use-location")
+    page.wait_for_function("() => document.getElementById('id_lat').value !== ''")
+    assert abs(float(page.input_value("#id_lat")) - GRID_POINT[0]) < 1e-6
+    assert abs(float(page.input_value("#id_lng")) - GRID_POINT[1]) < 1e-6
     page.set_input_files(
         "#id_photos",
         files=[{"name": "found.jpg", "mimeType": "image/jpeg", "buffer": jpeg_bytes()}],
