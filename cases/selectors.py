@@ -16,7 +16,7 @@ from django.utils.dateparse import parse_date, parse_datetime
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from accounts.models import Department
+from accounts.models import Department, Membership, Role
 from core.errors import DomainError
 from geo.models import CODE_LENGTH, Area, AreaLevel
 
@@ -481,6 +481,56 @@ def case_photos(case: CaseRecord) -> list[CasePhoto]:
     return list(CasePhoto.objects.filter(case=case).order_by("created_at", "id"))
 
 
+# --- who holds which role where ------------------------------------------------------
+
+
+def membership_rows(actor) -> list[tuple]:
+    """The actor's active memberships as cases.services.acting_role weighs them: (role code,
+    whether the role acts for a department, area code, area level, department id).
+
+    One query (none for someone who is not an active signed-in user). Read them
+    once to decide several actions on the same request.
+
+    Every report and every case page asks, so the query is written out rather
+    than built by the ORM each time (building it cost ten times running it); it
+    reads what ``Membership.objects.filter(user=actor, is_active=True)
+    .values_list("role__code", "role__needs_department", "area__code",
+    "area__level", "department_id")`` would.
+    """
+    if actor is None or not getattr(actor, "is_authenticated", False) or not actor.is_active:
+        return []
+    with connection.cursor() as cursor:
+        cursor.execute(_membership_sql(), [actor.pk, True])
+        rows = cursor.fetchall()
+    return [(role, bool(needs), code, int(level), dept) for role, needs, code, level, dept in rows]
+
+
+def _membership_sql() -> str:
+    quote = connection.ops.quote_name
+    found = _MEMBERSHIP_SQL.get(connection.vendor)
+    if found is None:
+        member, role, area = Membership._meta, Role._meta, Area._meta
+
+        def column(meta, name: str) -> str:
+            return quote(meta.get_field(name).column)
+
+        found = _MEMBERSHIP_SQL[connection.vendor] = (
+            f"SELECT r.{column(role, 'code')}, r.{column(role, 'needs_department')}, "
+            f"a.{column(area, 'code')}, a.{column(area, 'level')}, "
+            f"m.{column(member, 'department')} "
+            f"FROM {quote(member.db_table)} m "
+            f"INNER JOIN {quote(role.db_table)} r ON r.{quote(role.pk.column)} = "
+            f"m.{column(member, 'role')} "
+            f"INNER JOIN {quote(area.db_table)} a ON a.{quote(area.pk.column)} = "
+            f"m.{column(member, 'area')} "
+            f"WHERE m.{column(member, 'user')} = %s AND m.{column(member, 'is_active')} = %s"
+        )
+    return found
+
+
+_MEMBERSHIP_SQL: dict[str, str] = {}  # the query per database engine
+
+
 # --- duplicates -------------------------------------------------------------------
 
 EARTH_RADIUS_M = 6_371_008.8
@@ -614,9 +664,9 @@ def case_actions_for(*, case: CaseRecord, user, memberships: list | None = None)
     an action's input (a department, a reason) are checked when it is taken.
 
     The user's memberships are read once for all the actions (one query at most;
-    none with ``memberships``, the rows cases.services.membership_rows gave).
+    none with ``memberships``, the rows :func:`membership_rows` gave).
     """
-    from .services import CaseActionDenied, acting_role, action_refusal, membership_rows
+    from .services import CaseActionDenied, acting_role, action_refusal
 
     allowed = []
     for action in workflow.actions_from(case.state):
@@ -961,7 +1011,6 @@ def dispatch_test(user):
     dispatch form exactly where the service will take it. The service still
     decides when the form is sent.
     """
-    from accounts.models import Membership
     from accounts.scopes import subtree_prefix
 
     roles_by_state = {
@@ -976,11 +1025,8 @@ def dispatch_test(user):
     all_roles = frozenset().union(*roles_by_state.values()) if roles_by_state else frozenset()
     memberships = [
         (role, needs_department, subtree_prefix(code, level), level, department_id)
-        for role, needs_department, code, level, department_id in Membership.objects.filter(
-            user=user, is_active=True, role__code__in=all_roles
-        ).values_list(
-            "role__code", "role__needs_department", "area__code", "area__level", "department_id"
-        )
+        for role, needs_department, code, level, department_id in membership_rows(user)
+        if role in all_roles
     ]
 
     def may_dispatch(case) -> bool:
@@ -1097,12 +1143,8 @@ def case_role_holds(user) -> list[RoleHold]:
     cached = getattr(user, _CASE_ROLES_ATTR, None)
     if cached is not None:
         return cached
-    from accounts.models import Membership
     from accounts.scopes import subtree_prefix
 
-    rows = Membership.objects.filter(
-        user=user, is_active=True, role__code__in=CASE_ROLES
-    ).values_list("role__code", "area__code", "area__level", "department_id")
     holds = [
         RoleHold(
             role=role,
@@ -1110,7 +1152,8 @@ def case_role_holds(user) -> list[RoleHold]:
             prefix=subtree_prefix(code, level),
             department_id=department_id,
         )
-        for role, code, level, department_id in rows
+        for role, _needs, code, level, department_id in membership_rows(user)
+        if role in CASE_ROLES
     ]
     setattr(user, _CASE_ROLES_ATTR, holds)
     return holds

@@ -17,13 +17,13 @@ from datetime import date, datetime, timedelta
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from accounts.audit import audit_entry, audit_log
-from accounts.models import Department, Membership, Role, User
+from accounts.models import Department, Membership, User
 from accounts.scopes import subtree_prefix
 from core.errors import Conflict, DomainError, NotFound
 from geo.index import locate
@@ -42,7 +42,7 @@ from .models import (
     Urgency,
 )
 from .photos import photos_atomic
-from .selectors import duplicate_candidates, route_department, step_deadline
+from .selectors import duplicate_candidates, membership_rows, route_department, step_deadline
 from .sla import yellow_from
 from .workflow import Action
 from .writes import write_report
@@ -91,53 +91,6 @@ def case_number(*, kind: str, category_code: str, day: date, serial: int) -> str
 # --- who may act --------------------------------------------------------------------
 
 
-def membership_rows(actor) -> list[tuple]:
-    """The actor's active memberships as :func:`acting_role` weighs them: (role code,
-    whether the role acts for a department, area code, area level, department id).
-
-    One query (none for someone who is not an active signed-in user). Read them
-    once to decide several actions on the same request.
-
-    Every report and every case page asks, so the query is written out rather
-    than built by the ORM each time (building it cost ten times running it); it
-    reads what ``Membership.objects.filter(user=actor, is_active=True)
-    .values_list("role__code", "role__needs_department", "area__code",
-    "area__level", "department_id")`` would.
-    """
-    if actor is None or not getattr(actor, "is_authenticated", False) or not actor.is_active:
-        return []
-    with connection.cursor() as cursor:
-        cursor.execute(_membership_sql(), [actor.pk, True])
-        rows = cursor.fetchall()
-    return [(role, bool(needs), code, int(level), dept) for role, needs, code, level, dept in rows]
-
-
-def _membership_sql() -> str:
-    quote = connection.ops.quote_name
-    found = _MEMBERSHIP_SQL.get(connection.vendor)
-    if found is None:
-        member, role, area = Membership._meta, Role._meta, Area._meta
-
-        def column(meta, name: str) -> str:
-            return quote(meta.get_field(name).column)
-
-        found = _MEMBERSHIP_SQL[connection.vendor] = (
-            f"SELECT r.{column(role, 'code')}, r.{column(role, 'needs_department')}, "
-            f"a.{column(area, 'code')}, a.{column(area, 'level')}, "
-            f"m.{column(member, 'department')} "
-            f"FROM {quote(member.db_table)} m "
-            f"INNER JOIN {quote(role.db_table)} r ON r.{quote(role.pk.column)} = "
-            f"m.{column(member, 'role')} "
-            f"INNER JOIN {quote(area.db_table)} a ON a.{quote(area.pk.column)} = "
-            f"m.{column(member, 'area')} "
-            f"WHERE m.{column(member, 'user')} = %s AND m.{column(member, 'is_active')} = %s"
-        )
-    return found
-
-
-_MEMBERSHIP_SQL: dict[str, str] = {}  # the query per database engine
-
-
 def acting_role(
     *,
     actor,
@@ -169,13 +122,8 @@ def acting_role(
     if actor.is_superuser:
         return "superuser"
     if memberships is None:
-        rows = Membership.objects.filter(
-            user=actor, is_active=True, role__code__in=roles
-        ).values_list(
-            "role__code", "role__needs_department", "area__code", "area__level", "department_id"
-        )
-    else:
-        rows = [row for row in memberships if row[0] in roles]
+        memberships = membership_rows(actor)
+    rows = [row for row in memberships if row[0] in roles]
     # Sorted so that the role named in the timeline does not depend on row order.
     for role, needs_department, code, level, department_id in sorted(
         rows, key=lambda r: (r[0], r[2])

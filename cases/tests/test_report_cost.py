@@ -21,10 +21,11 @@ from cases.selectors import (
     METRES_PER_DEGREE,
     category_by_code,
     duplicate_candidates,
+    membership_rows,
     route_department,
     time_limit_for,
 )
-from cases.services import case_report, membership_rows
+from cases.services import case_report
 from cases.testing import API_REPORT, GRID_POINT, make_case_world
 from core.versioning import bump_version
 from geo.versioning import bump_area_version
