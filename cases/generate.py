@@ -45,8 +45,7 @@ import numpy as np
 import shapely
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db import IntegrityError, connection, connections, transaction
-from django.db.models import F
+from django.db import connection, connections, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -65,7 +64,6 @@ from .models import (
     CaseNotice,
     CaseState,
     Category,
-    DailyCounter,
     Kind,
     Source,
     Step,
@@ -75,6 +73,7 @@ from .models import (
 from .selectors import route_departments
 from .sla import _yellow_ratio
 from .workflow import Action
+from .writes import next_daily_serial
 
 S = CaseState
 A = Action
@@ -1923,22 +1922,6 @@ def _compile_calendar(ctx: Context, plan: Plan):
 # --- writing -------------------------------------------------------------------------
 
 
-def _take_serials(day: date, kind: str, n: int) -> int:
-    """Reserve ``n`` serials of ``kind`` on ``day`` as cases.writes.next_daily_serial takes one;
-    the first of them."""
-    for _attempt in range(3):
-        counter = DailyCounter.objects.filter(date=day, kind=kind)
-        if counter.update(last=F("last") + n):
-            return counter.values_list("last", flat=True).get() - n + 1
-        try:
-            with transaction.atomic():
-                DailyCounter.objects.create(date=day, kind=kind, last=n)
-            return 1
-        except IntegrityError:
-            continue
-    raise RuntimeError(f"could not take serials for {kind} on {day}")
-
-
 # SQLite's page cache while writing, in KiB: the hot pages of two dozen indexes of a
 # million cases (the default two megabytes would read them back again and again).
 SQLITE_CACHE_KIB = 262_144
@@ -1956,7 +1939,7 @@ def write_batch(built: Built, ctx: Context) -> tuple[int, int, int]:
             wanted[(day, kind)].append(i)
         numbers = [""] * len(built.cases)
         for (day, kind), indexes in sorted(wanted.items()):
-            first = _take_serials(day, kind, len(indexes))
+            first = next_daily_serial(day=day, kind=kind, count=len(indexes)) - len(indexes) + 1
             for serial, i in enumerate(indexes, start=first):
                 code = built.numbering[i][2]
                 numbers[i] = case_number(kind=kind, category_code=code, day=day, serial=serial)

@@ -129,14 +129,15 @@ def _counter_sql() -> str:
     table = quote(meta.db_table)
     day, kind, last = (quote(meta.get_field(n).column) for n in ("date", "kind", "last"))
     return (
-        f"INSERT INTO {table} ({day}, {kind}, {last}) VALUES (%s, %s, 1) "
-        f"ON CONFLICT ({day}, {kind}) DO UPDATE SET {last} = {table}.{last} + 1 "
+        f"INSERT INTO {table} ({day}, {kind}, {last}) VALUES (%s, %s, %s) "
+        f"ON CONFLICT ({day}, {kind}) DO UPDATE SET {last} = {table}.{last} + EXCLUDED.{last} "
         f"RETURNING {last}"
     )
 
 
-def next_daily_serial(*, day: date, kind: str) -> int:
-    """The next serial of ``kind`` on ``day``: 1, 2, 3 … with no gap and no repeat.
+def next_daily_serial(*, day: date, kind: str, count: int = 1) -> int:
+    """The next serial of ``kind`` on ``day``: 1, 2, 3 … with no gap and no repeat; with
+    ``count``, that many serials taken at once, and the last of them answered.
 
     One upsert. Call it inside the transaction that uses the number, so a
     rolled-back report gives its serial back: the counter's row lock
@@ -144,7 +145,7 @@ def next_daily_serial(*, day: date, kind: str) -> int:
     IMMEDIATE) is held until that transaction ends.
     """
     with connection.cursor() as cursor:
-        cursor.execute(_counter_sql(), [connection.ops.adapt_datefield_value(day), kind])
+        cursor.execute(_counter_sql(), [connection.ops.adapt_datefield_value(day), kind, count])
         return int(cursor.fetchone()[0])
 
 
@@ -262,7 +263,7 @@ def _write(*, case, event, entry, day, prefix, held) -> None:
     event_columns, event_values = insert_values(event, leave_out=("case_id",))
     entry_columns, entry_values = insert_values(entry, leave_out=("object_id", "object_repr"))
     if connection.vendor == "postgresql":
-        counter = [connection.ops.adapt_datefield_value(day), case.kind]
+        counter = [connection.ops.adapt_datefield_value(day), case.kind, 1]
         sql = _postgres_sql(case_columns, event_columns, entry_columns)
         params = [
             *counter,

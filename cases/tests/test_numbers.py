@@ -74,3 +74,12 @@ def test_serial_continues_when_the_days_row_already_exists(db):
     with transaction.atomic():
         assert next_daily_serial(day=day, kind=Kind.COMPONENT) == 42
         assert next_daily_serial(day=day, kind=Kind.EVENT) == 1
+
+
+def test_serials_taken_in_a_block_leave_no_gap(db):
+    day = date(2026, 12, 4)
+    with transaction.atomic():
+        assert next_daily_serial(day=day, kind=Kind.EVENT, count=5) == 5  # 1–5, a new day
+        assert next_daily_serial(day=day, kind=Kind.EVENT) == 6
+        assert next_daily_serial(day=day, kind=Kind.EVENT, count=3) == 9  # 7–9
+    assert DailyCounter.objects.get(date=day, kind=Kind.EVENT).last == 9
