@@ -179,21 +179,13 @@ def _step_fields(
     }
 
 
-def _overall_deadline(
-    *, category: Category, urgency: str, start: datetime, calendar, limits=None, first=None
-):
+def _overall_deadline(*, category: Category, urgency: str, start: datetime, calendar, limits):
     """The main path's limits one after another from ``start``; None when no step has one.
 
-    ``limits`` as cases.reference.step_limits gives them (read here when None);
-    ``first``, the first step's deadline from ``start`` when the caller has it.
+    ``limits`` as cases.reference.step_limits gives them.
     """
-    if limits is None:
-        limits = reference.step_limits(category=category, urgency=urgency)
     moment, limited = start, False
-    for index, step in enumerate(workflow.MAIN_PATH_STEPS):
-        if index == 0 and first is not None:
-            moment, limited = first, True
-            continue
+    for step in workflow.MAIN_PATH_STEPS:
         due = step_deadline(
             category=category,
             step=step,
@@ -348,23 +340,14 @@ def case_report_result(
     now = timezone.now()
     state = CaseState.REPORTED
     duplicates = duplicate_candidates(category=category, lat=lat, lng=lng, now=now)
-    # Everything but the writes is worked out before the transaction: the day's
-    # counter (PostgreSQL) or the database (SQLite) stays locked from the serial
-    # to the commit, so the writes follow one another there.
+    # Everything but the writes is worked out before them: the day's counter stays
+    # locked while they run (cases.writes).
     limits = reference.step_limits(category=category, urgency=urgency)
     step_fields = _step_fields(
         category=category, urgency=urgency, state=state, start=now, calendar=calendar, limits=limits
     )
-    # A report's step is the main path's first: its deadline starts the chain.
     deadline = _overall_deadline(
-        category=category,
-        urgency=urgency,
-        start=now,
-        calendar=calendar,
-        limits=limits,
-        first=step_fields["step_deadline"]
-        if step_fields["step"] == workflow.MAIN_PATH_STEPS[0]
-        else None,
+        category=category, urgency=urgency, start=now, calendar=calendar, limits=limits
     )
     day = timezone.localdate(now)
     data = {**(event_data or {}), "source": source, "grid": grid.code}
