@@ -179,11 +179,13 @@ def _step_fields(
     }
 
 
-def _overall_deadline(*, category: Category, urgency: str, start: datetime, calendar, limits):
+def _overall_deadline(*, category: Category, urgency: str, start: datetime, calendar, limits=None):
     """The main path's limits one after another from ``start``; None when no step has one.
 
-    ``limits`` as cases.reference.step_limits gives them.
+    ``limits`` as cases.reference.step_limits gives them (read here when None).
     """
+    if limits is None:
+        limits = reference.step_limits(category=category, urgency=urgency)
     moment, limited = start, False
     for step in workflow.MAIN_PATH_STEPS:
         due = step_deadline(
